@@ -1,0 +1,11 @@
+"""Identifiers of the API formats sidegate speaks (one per wire format, not per path)."""
+
+OPENAI_CHAT = "openai.chat"  # POST …/chat/completions
+OPENAI_RESPONSES = "openai.responses"  # POST …/responses
+OPENAI_EMBEDDINGS = "openai.embeddings"  # POST …/embeddings
+OPENAI_MODELS = "openai.models"  # GET …/models
+ANTHROPIC_MESSAGES = "anthropic.messages"  # POST /v1/messages
+ANTHROPIC_COUNT_TOKENS = "anthropic.count_tokens"  # POST /v1/messages/count_tokens
+GEMINI_GENERATE = "gemini.generate"  # :generateContent and :streamGenerateContent
+GEMINI_COUNT_TOKENS = "gemini.count_tokens"  # :countTokens
+GEMINI_EMBED = "gemini.embed"  # :embedContent
