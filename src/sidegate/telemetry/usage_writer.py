@@ -43,7 +43,7 @@ __all__ = ["UsageWriter"]
 
 log = structlog.get_logger("sidegate.usage")
 
-_SPOOL_LOCKS: dict[str, threading.Lock] = {}
+_SPOOL_LOCKS: dict[str, threading.Lock] = {}  # one lock per spool path, shared by writers
 _SPOOL_LOCKS_GUARD = threading.Lock()
 
 
@@ -229,11 +229,10 @@ class UsageWriter:
                             await self._drain()
                         self._succeeded()
                     except (Exception, TimeoutError) as exc:
-                        left = len(self._pending)
                         log.warning(
                             "usage store unavailable at shutdown; spooling rows",
                             error=str(exc) or type(exc).__name__,
-                            rows=left,
+                            rows=len(self._pending),
                             spool=str(self._spool.path) if self._spool else None,
                         )
                 await self._spool_rest()
@@ -277,8 +276,7 @@ class UsageWriter:
         task, self._task = self._task, None
         if task is None or task.done():
             return
-        timeout = max(0.0, deadline - asyncio.get_running_loop().time())
-        done, _ = await asyncio.wait({task}, timeout=timeout)
+        done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - asyncio.get_running_loop().time()))
         if not done:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
