@@ -1,0 +1,3 @@
+from sidegate.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,172 @@
+"""The aiohttp application: routes from the surface registry, operations endpoints, and the
+process lifecycle (start, reload on SIGHUP or file change, graceful stop on SIGTERM)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import orjson
+import structlog
+from aiohttp import web
+
+from sidegate import pipeline
+from sidegate.errors import GatewayError
+from sidegate.ingress.registry import BASE_PATHS, FORMATS, GEMINI_METHODS, GEMINI_PATH, SURFACES, Surface
+from sidegate.ingress.registry import family_for_path
+from sidegate.policy.reload import PolicyHolder
+from sidegate.state import STATE, AppState, new_usage_writer
+from sidegate.upstream.client import new_session
+
+log = structlog.get_logger("sidegate.app")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Requests that match no surface are recorded under a pseudo-surface in the caller's error shape.
+_UNKNOWN = {
+    family: Surface("unknown", "*", "", next(f.name for f in FORMATS.values() if f.family == family))
+    for family in ("openai", "anthropic", "gemini")
+}
+
+
+def _method_ok(request: web.Request, surface: Surface) -> GatewayError | None:
+    if request.method == surface.method or (request.method == "HEAD" and surface.method == "GET"):
+        return None
+    return GatewayError(405, "method_not_allowed", f"{request.method} is not allowed here; use {surface.method}",
+                        headers={"Allow": surface.method})
+
+
+def surface_handler(surface: Surface) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await pipeline.handle(request, surface, refusal=_method_ok(request, surface))
+    return handler
+
+
+async def gemini_handler(request: web.Request) -> web.StreamResponse:
+    model, _, method = request.match_info["target"].rpartition(":")
+    entry = GEMINI_METHODS.get(method)
+    if entry is None or not model:
+        return await unknown_handler(request)
+    surface, stream = entry
+    return await pipeline.handle(request, surface, url_model=model, url_stream=stream,
+                                 refusal=_method_ok(request, surface))
+
+
+async def unknown_handler(request: web.Request) -> web.StreamResponse:
+    prefix = request.app[STATE].policy.prefix
+    tail = request.path[len(prefix):] if request.path.startswith(prefix) else request.path
+    surface = _UNKNOWN[family_for_path(tail)]
+    return await pipeline.handle(request, surface, refusal=GatewayError(
+        404, "not_found", f"no sidegate API at {request.method} {request.path}"))
+
+
+async def base_handler(request: web.Request) -> web.Response:
+    """Clients probe their base URL (Claude Code sends HEAD) before the first call."""
+    return web.json_response({"service": "sidegate"})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready while a valid policy is in force. A rejected reload is shown here but does not make
+    the process unready: it keeps serving the previous policy."""
+    state = request.app[STATE]
+    body = {"status": "ready", "policy": state.holder.status(), "in_flight": state.in_flight,
+            "usage": {"store": state.usage_url, "queue_depth": state.usage.queue_depth}}
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+def add_operations(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+
+
+def build_app(state: AppState) -> web.Application:
+    app = web.Application(client_max_size=1 << 62)  # sidegate enforces its own limit, per policy
+    app[STATE] = state
+    prefix = state.policy.prefix
+    add_operations(app)
+    for path in BASE_PATHS:
+        if prefix + path:
+            app.router.add_route("HEAD", prefix + path, base_handler)
+            app.router.add_get(prefix + path, base_handler, allow_head=False)
+    for surface in SURFACES:
+        app.router.add_route("*", prefix + surface.path, surface_handler(surface))
+    app.router.add_route("*", prefix + GEMINI_PATH, gemini_handler)
+    app.router.add_route("*", prefix + "/{tail:.*}", unknown_handler)
+    return app
+
+
+def build_admin_app(state: AppState) -> web.Application:
+    app = web.Application()
+    app[STATE] = state
+    add_operations(app)
+    return app
+
+
+async def start_state(policies: str | Path) -> AppState:
+    holder = PolicyHolder(policies)
+    url = holder.current.model.usage.store
+    writer = new_usage_writer(url)
+    await writer.start()
+    state = AppState(holder, writer, url)
+    state.session = new_session()
+    holder.listeners.append(state.on_policy_swap)
+    return state
+
+
+async def close_state(state: AppState) -> None:
+    if state.session is not None:
+        await state.session.close()
+    await state.usage.close()
+
+
+def _split(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+async def serve(policies: str | Path, listen: str | None = None, watch_interval_s: float = 1.0) -> None:
+    state = await start_state(policies)
+    server = state.policy.model.server
+    runners: list[web.AppRunner] = []
+    sites: list[web.TCPSite] = []
+    apps = [(build_app(state), listen or server.listen)]
+    if server.admin_listen:
+        apps.append((build_admin_app(state), server.admin_listen))
+    for app, address in apps:
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        host, port = _split(address)
+        site = web.TCPSite(runner, host, port, reuse_address=True, backlog=1024)
+        await site.start()
+        runners.append(runner)
+        sites.append(site)
+        log.info("listening", address=f"http://{address}", prefix=state.policy.prefix or "/")
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(state.holder.reload("SIGHUP")))
+    watcher = loop.create_task(state.holder.watch(watch_interval_s))
+    await stop.wait()
+
+    log.info("stopping: no new connections; waiting for requests in flight", in_flight=state.in_flight)
+    watcher.cancel()
+    for site in sites:
+        await site.stop()
+    deadline = time.monotonic() + server.shutdown_grace_s
+    while state.in_flight and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    for runner in runners:
+        await runner.cleanup()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watcher
+    await close_state(state)
+    log.info("stopped")

@@ -1,0 +1,57 @@
+"""The state of one request as it moves through the pipeline (`sidegate.pipeline`)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sidegate.ingress.base import ApiFormat, TokenUsage
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from sidegate.ingress.registry import Surface
+    from sidegate.policy.compiled import CompiledPolicy, PrincipalInfo, Service, Target
+
+
+@dataclass(slots=True)
+class RequestContext:
+    request: web.Request
+    surface: Surface
+    fmt: ApiFormat
+    policy: CompiledPolicy
+    request_id: str
+    event_time: str
+    started: float = field(default_factory=time.perf_counter)
+    # set by parse
+    url_model: str | None = None
+    url_stream: bool = False
+    body_bytes: bytes = b""
+    body: dict[str, Any] | None = None
+    model: str | None = None
+    stream: bool = False
+    # set by authenticate
+    principal: PrincipalInfo | None = None
+    credential_source: str | None = None  # where the sidegate credential came from; never forwarded
+    user_agent: str | None = None
+    client: str = "unknown"
+    # set by resolve / tags / forward
+    service: Service | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    tags_header: str | None = None
+    target: Target | None = None
+    destination_model: str | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    guardrail_results: list[dict[str, Any]] = field(default_factory=list)
+    # outcome
+    status: int = 0
+    error_code: str | None = None
+    usage: TokenUsage | None = None
+    usage_complete: bool = True  # False when a stream ended early: counts may be partial
+    output_chars: int = 0
+    upstream_called: bool = False
+    first_byte_at: float | None = None
+
+    def elapsed_ms(self, until: float | None = None) -> float:
+        return ((until or time.perf_counter()) - self.started) * 1000.0

@@ -1,0 +1,106 @@
+"""What every API format provides to the pipeline: request parsing, error rendering in its own
+shape, and token usage read from its answers (JSON or SSE stream)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import orjson
+
+from sidegate.errors import GatewayError
+
+
+@dataclass(slots=True)
+class TokenUsage:
+    """Token counts normalised as described in `telemetry.usage_row`."""
+
+    input: int = 0
+    output: int = 0
+    cache_read: int = 0
+    cache_creation: int = 0
+    reasoning: int = 0
+
+
+class StreamObserver:
+    """Per-request state while a stream is relayed: reads usage and counts generated text.
+
+    `on_event` gets each SSE event's name and `data` payload as they pass; it returns True when
+    the event must not reach the caller (the usage chunk sidegate asked for on its own).
+    """
+
+    __slots__ = ("finish_reason", "strip_usage", "text_chars", "usage")
+
+    def __init__(self, strip_usage: bool = False) -> None:
+        self.usage: TokenUsage | None = None
+        self.text_chars = 0
+        self.strip_usage = strip_usage
+        self.finish_reason: str | None = None
+
+    def on_event(self, event: str | None, data: bytes) -> bool:
+        if not data or data == b"[DONE]":
+            return False
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return False
+        if isinstance(obj, dict):
+            return self.on_json(event, obj)
+        return False
+
+    def on_json(self, event: str | None, obj: dict[str, Any]) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class ApiFormat:
+    """One wire format (see `sidegate.apis`). Subclasses set the class attributes."""
+
+    name: ClassVar[str]
+    family: ClassVar[str]  # openai | anthropic | gemini: the error shape
+    has_body: ClassVar[bool] = True
+    model_in_url: ClassVar[bool] = False
+    counts_tokens_only: ClassVar[bool] = False  # count_tokens calls: nothing generated, nothing billed
+
+    def parse(self, body: dict[str, Any], url_model: str | None, url_stream: bool) -> tuple[str, bool]:
+        """The model service asked for and whether a stream is wanted."""
+        model = url_model if self.model_in_url else body.get("model")
+        if not isinstance(model, str) or not model:
+            raise GatewayError(400, "missing_model", "'model' is required and must be a non-empty string",
+                               param="model")
+        stream = url_stream if self.model_in_url else body.get("stream") is True
+        return model, stream
+
+    def usage_from_json(self, obj: dict[str, Any]) -> TokenUsage | None:
+        return None
+
+    def response_text_chars(self, obj: dict[str, Any]) -> int:
+        return 0
+
+    def observer(self, strip_usage: bool = False) -> StreamObserver:
+        raise GatewayError(400, "streaming_unsupported", f"{self.name} does not stream")
+
+
+def as_int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+_SKIP_KEYS = frozenset({"data", "url", "image_url", "signature", "model", "role", "type", "id",
+                        "tool_call_id", "tool_use_id", "inline_data", "inlineData", "fileData", "mimeType",
+                        "media_type", "cache_control", "stream", "encrypted_content"})
+
+
+def text_chars(obj: Any, depth: int = 0) -> int:
+    """Characters of human-readable text in a request body, for token estimates (≈ chars / 4)."""
+    if isinstance(obj, str):
+        return len(obj)
+    if depth > 32:
+        return 0
+    if isinstance(obj, dict):
+        return sum(text_chars(v, depth + 1) for k, v in obj.items() if k not in _SKIP_KEYS)
+    if isinstance(obj, list):
+        return sum(text_chars(v, depth + 1) for v in obj)
+    return 0
+
+
+def estimate_tokens(chars: int) -> int:
+    return (chars + 3) // 4

@@ -1,0 +1,97 @@
+"""The request pipeline: the one place that orders the stages every API call goes through.
+
+    authenticate → parse → resolve model service → tags → forward (destinations, fallbacks)
+    → relay the answer → record (always, in `finally`)
+
+Authentication comes before the body is read so that an unauthenticated caller cannot make
+sidegate buffer a large body. Rate-limit reservation and input guardrails slot in between the
+tags and forward stages; output guardrails run inside the relay, event by event.
+Each stage is a small function of the request context that raises `GatewayError` to answer early.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
+
+import orjson
+import structlog
+from aiohttp import web
+
+from sidegate.auth.authenticate import authenticate
+from sidegate.auth.clients import client_of
+from sidegate.context import RequestContext
+from sidegate.errors import GatewayError
+from sidegate.governance.routing import resolve
+from sidegate.governance.tags import merge_tags, parse_tags
+from sidegate.ingress.parse import parse
+from sidegate.ingress.registry import FAMILIES, Surface
+from sidegate.state import STATE, AppState
+from sidegate.telemetry.record import usage_row
+from sidegate.upstream.forward import forward
+from sidegate.upstream.relay import relay
+
+log = structlog.get_logger("sidegate.pipeline")
+
+
+def apply_tags(ctx: RequestContext) -> None:
+    caller, ctx.tags_header = parse_tags(ctx.request.headers)
+    ctx.tags = merge_tags(caller, ctx.policy.tags_stamp, ctx.policy.tags_require)
+
+
+def model_list(ctx: RequestContext) -> web.Response:
+    assert ctx.principal is not None
+    names = ctx.policy.visible_models(ctx.principal)
+    data = [{"id": name, "object": "model", "created": 0, "owned_by": "sidegate"} for name in names]
+    ctx.status = 200
+    return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type="application/json",
+                        headers={"x-sidegate-request-id": ctx.request_id})
+
+
+def error_response(ctx: RequestContext, err: GatewayError) -> web.Response:
+    ctx.status, ctx.error_code = err.status, err.code
+    headers = {"x-sidegate-request-id": ctx.request_id, **(err.headers or {})}
+    body = FAMILIES[ctx.fmt.family].render_error(err, ctx.request_id)
+    return web.Response(body=body, status=err.status, content_type="application/json", headers=headers)
+
+
+async def handle(
+    request: web.Request, surface: Surface, url_model: str | None = None, url_stream: bool = False,
+    refusal: GatewayError | None = None,
+) -> web.StreamResponse:
+    """Run one API call through the pipeline. `refusal` answers a request that routing already
+    knows it cannot serve (unknown path, wrong method) while still recording it."""
+    state: AppState = request.app[STATE]
+    ctx = RequestContext(
+        request=request, surface=surface, fmt=surface.fmt, policy=state.policy,
+        request_id=uuid.uuid4().hex, event_time=datetime.now(UTC).isoformat(),
+        url_model=url_model, url_stream=url_stream,
+    )
+    ctx.user_agent = request.headers.get("user-agent")
+    ctx.client = client_of(ctx.user_agent)
+    state.in_flight += 1
+    try:
+        if refusal is not None:
+            raise refusal
+        authenticate(ctx)
+        await parse(ctx)
+        if not ctx.fmt.has_body:
+            return model_list(ctx)
+        resolve(ctx)
+        apply_tags(ctx)
+        reply, strip_usage = await forward(ctx)
+        return await relay(ctx, reply, strip_usage)
+    except GatewayError as err:
+        return error_response(ctx, err)
+    except asyncio.CancelledError:
+        ctx.status, ctx.error_code = 499, "client_disconnected"
+        raise
+    except Exception:
+        log.exception("request failed", request_id=ctx.request_id, api=surface.name)
+        return error_response(ctx, GatewayError(
+            500, "internal_error", f"sidegate could not handle this request (request id {ctx.request_id})"))
+    finally:
+        state.in_flight -= 1
+        state.record(usage_row(ctx, time.perf_counter()))

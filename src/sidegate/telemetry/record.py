@@ -1,0 +1,57 @@
+"""The record stage: turn a finished request into its usage row (and, later, metrics and spans)."""
+
+from __future__ import annotations
+
+from sidegate.context import RequestContext
+from sidegate.ingress.base import TokenUsage, estimate_tokens, text_chars
+from sidegate.telemetry.usage_row import UsageRow
+
+
+def _tokens(ctx: RequestContext) -> tuple[TokenUsage, bool]:
+    """The request's token counts and whether any of them is an estimate."""
+    usage = ctx.usage
+    if not ctx.upstream_called or ctx.fmt.counts_tokens_only or ctx.target is None:
+        return usage or TokenUsage(), False
+    if usage is not None and ctx.usage_complete:
+        return usage, False
+    if ctx.status >= 400 and ctx.status != 499:
+        return usage or TokenUsage(), False
+    # No usage reported (or a stream cut short): estimate from the text seen, ≈ 4 characters a token.
+    estimate = usage or TokenUsage()
+    if not estimate.input:
+        estimate.input = estimate_tokens(text_chars(ctx.body))
+    estimate.output = max(estimate.output, estimate_tokens(ctx.output_chars))
+    return estimate, True
+
+
+def usage_row(ctx: RequestContext, finished: float) -> UsageRow:
+    tokens, estimated = _tokens(ctx)
+    principal, target = ctx.principal, ctx.target
+    return UsageRow(
+        request_id=ctx.request_id,
+        event_time=ctx.event_time,
+        requester=principal.name if principal else None,
+        requester_type=principal.type if principal else None,
+        client=ctx.client,
+        user_agent=ctx.user_agent,
+        api_type=ctx.surface.name,
+        model_service=ctx.service.name if ctx.service else ctx.model,
+        destination_type=target.provider.kind if target else None,
+        destination_name=target.provider.name if target else None,
+        destination_model=ctx.destination_model,
+        status_code=ctx.status,
+        error_code=ctx.error_code,
+        streaming=ctx.stream,
+        input_tokens=tokens.input,
+        output_tokens=tokens.output,
+        total_tokens=tokens.input + tokens.output,
+        cache_read_input_tokens=tokens.cache_read,
+        cache_creation_input_tokens=tokens.cache_creation,
+        reasoning_tokens=tokens.reasoning,
+        tokens_estimated=estimated,
+        latency_ms=round(ctx.elapsed_ms(finished), 3),
+        time_to_first_byte_ms=round(ctx.elapsed_ms(ctx.first_byte_at), 3) if ctx.first_byte_at else None,
+        request_tags=ctx.tags,
+        routing_information=ctx.attempts,
+        guardrail_results=ctx.guardrail_results,
+    )
