@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 KEY_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
 STORE_URL = re.compile(r"^(sqlite|jsonl|postgresql|postgres)://|^none$")
@@ -192,6 +192,12 @@ class DetectorSet(Strict):
                 raise ValueError(f"invalid regex {pattern!r}: {exc}") from exc
         return v
 
+    @model_validator(mode="after")
+    def _not_empty(self) -> DetectorSet:
+        if not (self.secrets or self.pii or self.keywords or self.regex):
+            raise ValueError("detect names no detector: set secrets, pii, keywords and/or regex")
+        return self
+
 
 class GuardrailMatch(Strict):
     models: list[str] = Field(default_factory=list)
@@ -200,22 +206,46 @@ class GuardrailMatch(Strict):
     tags: dict[str, str] = Field(default_factory=dict)
 
 
+DetectorName = Literal["secrets", "pii"]
+
+
+def _detect_form(value: object) -> str | None:
+    """Which form of `detect` a value is, so only that form's errors are reported."""
+    if isinstance(value, list | tuple):
+        return "list"
+    if isinstance(value, dict | DetectorSet):
+        return "set"
+    return None
+
+
 class Guardrail(Strict):
     name: str
     phase: Literal["input", "output", "both"] = "input"
-    detect: Annotated[list[Literal["secrets", "pii"]] | DetectorSet, Field(union_mode="left_to_right")]
+    detect: Annotated[
+        Annotated[list[DetectorName], Field(min_length=1), Tag("list")] | Annotated[DetectorSet, Tag("set")],
+        Discriminator(
+            _detect_form,
+            custom_error_type="detect_type",
+            custom_error_message="detect must be a list of detector names ([secrets, pii]) or a mapping "
+            "({secrets: true, pii: [...], keywords: [...], regex: [...]})",
+        ),
+    ]
     action: Literal["block", "mask", "flag"] = "block"
     match: GuardrailMatch | None = None
 
 
 class Tags(Strict):
-    stamp: dict[str, str] = Field(default_factory=dict, description="Added to every request; win over callers'.")
+    stamp: dict[str, str] = Field(
+        default_factory=dict, description="Added to every request; win over callers'."
+    )
     require: list[str] = Field(default_factory=list, description="Tag keys every request must carry.")
     forward_upstream: bool = Field(False, description="Send the merged tags upstream in the tags header.")
 
 
 class Store(Strict):
-    store: str = Field("sqlite:///sidegate-usage.db", description="sqlite://, jsonl://, postgresql:// or none.")
+    store: str = Field(
+        "sqlite:///sidegate-usage.db", description="sqlite://, jsonl://, postgresql:// or none."
+    )
 
     @field_validator("store")
     @classmethod
@@ -264,7 +294,7 @@ class PolicyModel(Strict):
     rate_limit_store: RateLimitStore = Field(default_factory=RateLimitStore)
     rate_limits: list[RateLimit] = Field(default_factory=list)
     guardrails: list[Guardrail] = Field(default_factory=list)
-    tags: Tags = Field(default_factory=Tags)
+    tags: Tags = Field(default_factory=Tags)  # type: ignore[arg-type]
     usage: Store = Field(default_factory=Store)  # type: ignore[arg-type]
     inference_log: InferenceLog = Field(default_factory=InferenceLog)  # type: ignore[arg-type]
     telemetry: Telemetry = Field(default_factory=Telemetry)
