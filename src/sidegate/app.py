@@ -16,8 +16,15 @@ from aiohttp import web
 
 from sidegate import pipeline
 from sidegate.errors import GatewayError
-from sidegate.ingress.registry import BASE_PATHS, FORMATS, GEMINI_METHODS, GEMINI_PATH, SURFACES, Surface
-from sidegate.ingress.registry import family_for_path
+from sidegate.ingress.registry import (
+    BASE_PATHS,
+    FORMATS,
+    GEMINI_METHODS,
+    GEMINI_PATH,
+    SURFACES,
+    Surface,
+    family_for_path,
+)
 from sidegate.policy.reload import PolicyHolder
 from sidegate.state import STATE, AppState, new_usage_writer
 from sidegate.upstream.client import new_session
@@ -154,7 +161,7 @@ async def serve(policies: str | Path, listen: str | None = None, watch_interval_
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(state.holder.reload("SIGHUP")))
-    watcher = loop.create_task(state.holder.watch(watch_interval_s))
+    watcher = loop.create_task(state.holder.watch(watch_interval_s) if watch_interval_s > 0 else stop.wait())
     await stop.wait()
 
     log.info("stopping: no new connections; waiting for requests in flight", in_flight=state.in_flight)

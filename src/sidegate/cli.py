@@ -8,8 +8,6 @@ import getpass
 import os
 import sys
 
-import orjson
-
 DEFAULT_POLICIES = os.environ.get("SIDEGATE_POLICIES", "policies")
 
 
@@ -26,7 +24,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
         pass
     try:
-        asyncio.run(serve(args.policies, listen=args.listen))
+        asyncio.run(serve(args.policies, listen=args.listen, watch_interval_s=args.watch_interval))
     except PolicyError as exc:
         print(f"sidegate: the policy in {args.policies} is invalid:\n{exc}", file=sys.stderr)
         return 2
@@ -65,9 +63,9 @@ def _hash_key(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from sidegate.policy.schema import policy_json_schema
+    from sidegate.policy.schema import schema_text
 
-    sys.stdout.write(orjson.dumps(policy_json_schema(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    sys.stdout.write(schema_text())
     return 0
 
 
@@ -77,6 +75,9 @@ def parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the API surfaces with a policy directory")
     serve.add_argument("--policies", default=DEFAULT_POLICIES, help="policy directory (default: %(default)s)")
     serve.add_argument("--listen", help="HOST:PORT, overriding server.listen")
+    serve.add_argument("--watch-interval", type=float, default=1.0, metavar="SECONDS",
+                       help="how often to look for policy file changes; 0 turns the watch off (SIGHUP "
+                       "still reloads)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(run=_serve)
     validate = commands.add_parser("validate", help="check a policy directory, as serve would")

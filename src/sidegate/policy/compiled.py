@@ -49,7 +49,7 @@ class Service:
     allowed_principals: frozenset[str] | None
     allowed_groups: frozenset[str]
 
-    def choose(self, rng: random.Random = random._inst) -> Target:  # type: ignore[attr-defined]
+    def choose(self, rng: random.Random = random._inst) -> Target:
         """A destination at random, by weight (the traffic split)."""
         if len(self.targets) == 1:
             return self.targets[0]

@@ -68,11 +68,7 @@ class PolicyHolder:
         """Poll the directory; reload when a policy file appears, disappears or changes."""
         while True:
             await asyncio.sleep(interval_s)
-            try:
-                fingerprint = directory_fingerprint(self.directory)
-            except OSError as exc:
-                fingerprint = ("error", str(exc))
-            if fingerprint != self._fingerprint:
+            if directory_fingerprint(self.directory) != self._fingerprint:
                 await self.reload("file change")
 
     def status(self) -> dict[str, Any]:

@@ -82,7 +82,7 @@ class InProcessReply(Reply):
             return self._reply.body
         return b"".join(self._reply.events or ())
 
-    async def chunks(self) -> AsyncIterator[bytes]:  # type: ignore[override]
+    async def chunks(self) -> AsyncIterator[bytes]:
         for event in self._reply.events or ():
             yield event
 

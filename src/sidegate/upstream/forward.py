@@ -4,7 +4,6 @@ and move on to the next target on a retryable failure (only before anything reac
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -64,9 +63,9 @@ def _headers(ctx: RequestContext, target: Target) -> dict[str, str]:
         headers.setdefault(name, value)
     if provider.passthrough:
         for name in PROVIDER_CREDENTIAL_HEADERS:
-            value = ctx.request.headers.get(name)
-            if value and name != ctx.credential_source:
-                headers[name] = value
+            credential = ctx.request.headers.get(name)
+            if credential and name != ctx.credential_source:
+                headers[name] = credential
         key = ctx.request.query.get(QUERY_KEY)
         if key and ctx.credential_source != "?key":
             headers["x-goog-api-key"] = key
@@ -100,8 +99,10 @@ async def _attempt(ctx: RequestContext, target: Target) -> tuple[client.Reply, b
         return client.InProcessReply(mock_reply(ctx.fmt.name, body or {}, model, ctx.stream)), strip_usage
     service = ctx.service
     timeout_s = service.timeout_s if service else 300.0
+    session = ctx.request.app[STATE].session
+    assert session is not None, "the upstream session is opened before serving"
     reply = await client.send(
-        ctx.request.app[STATE].session,
+        session,
         _url(ctx, target, model),
         _headers(ctx, target),
         body_bytes if ctx.fmt.has_body else None,
@@ -146,7 +147,7 @@ async def forward(ctx: RequestContext) -> tuple[client.Reply, bool]:
         ctx.upstream_called = True
         try:
             reply, strip_usage = await _attempt(ctx, target)
-        except (asyncio.TimeoutError, TimeoutError):
+        except TimeoutError:
             _note(ctx, target, began, None, "timeout")
             failure = GatewayError(504, "upstream_timeout", f"provider {target.provider.name!r} timed out")
             continue

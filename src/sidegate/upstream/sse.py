@@ -49,10 +49,7 @@ class SSESplitter:
             crlf = buf.find(b"\r\n\r\n", self._scan)
             if lf < 0 and crlf < 0:
                 break
-            if crlf >= 0 and (lf < 0 or crlf < lf):
-                end = crlf + 4
-            else:
-                end = lf + 2
+            end = crlf + 4 if crlf >= 0 and (lf < 0 or crlf < lf) else lf + 2
             block = bytes(buf[start:end])
             event, data = parse_block(block)
             events.append(Event(block, event, data))
