@@ -90,6 +90,7 @@ class DatabricksAdapter(Adapter):
 
     kind = "databricks"
     apis = ALL_APIS - {apis.OPENAI_MODELS}
+    injects_stream_usage = True  # its mlflow/v1 chat is OpenAI's: it honours stream_options.include_usage
 
     def path(self, api: str, model: str, stream: bool) -> str:
         if api in OPENAI_PATHS:
