@@ -99,9 +99,10 @@ def build_app(state: AppState) -> web.Application:
     prefix = state.policy.prefix
     add_operations(app)
     for path in BASE_PATHS:
-        if prefix + path:
-            app.router.add_route("HEAD", prefix + path, base_handler)
-            app.router.add_get(prefix + path, base_handler, allow_head=False)
+        for base in dict.fromkeys((prefix + path, prefix + path + "/")):  # base URLs set with a trailing /
+            if base:
+                app.router.add_route("HEAD", base, base_handler)
+                app.router.add_get(base, base_handler, allow_head=False)
     for surface in SURFACES:
         app.router.add_route("*", prefix + surface.path, surface_handler(surface))
     app.router.add_route("*", prefix + GEMINI_PATH, gemini_handler)
