@@ -9,3 +9,4 @@ ANTHROPIC_COUNT_TOKENS = "anthropic.count_tokens"  # POST /v1/messages/count_tok
 GEMINI_GENERATE = "gemini.generate"  # :generateContent and :streamGenerateContent
 GEMINI_COUNT_TOKENS = "gemini.count_tokens"  # :countTokens
 GEMINI_EMBED = "gemini.embed"  # :embedContent
+GEMINI_BATCH_EMBED = "gemini.batch_embed"  # :batchEmbedContents (what google-genai's embed_content calls)

@@ -70,6 +70,11 @@ class ApiFormat:
         stream = url_stream if self.model_in_url else body.get("stream") is True
         return model, stream
 
+    def model_changes(self, body: dict[str, Any], model: str) -> dict[str, Any]:
+        """Body fields to replace when the destination's model differs from the one asked for
+        (a model named in the URL is rewritten there instead)."""
+        return {} if self.model_in_url else {"model": model}
+
     def usage_from_json(self, obj: dict[str, Any]) -> TokenUsage | None:
         return None
 

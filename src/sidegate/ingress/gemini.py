@@ -1,5 +1,5 @@
-"""Gemini wire formats (generateContent, streamGenerateContent, countTokens, embedContent) and the
-Google API error shape. The model is named in the URL, not the body."""
+"""Gemini wire formats (generateContent, streamGenerateContent, countTokens, embedContent,
+batchEmbedContents) and the Google API error shape. The model is named in the URL, not the body."""
 
 from __future__ import annotations
 
@@ -111,3 +111,21 @@ class Embed(ApiFormat):
     name = apis.GEMINI_EMBED
     family = "gemini"
     model_in_url = True
+
+
+class BatchEmbed(ApiFormat):
+    """:batchEmbedContents, `{"requests": [{"model": "models/…", "content": {…}}, …]}`. Each request
+    names the model again and must match the URL's, so a rewritten model is rewritten there too."""
+
+    name = apis.GEMINI_BATCH_EMBED
+    family = "gemini"
+    model_in_url = True
+
+    def model_changes(self, body: dict[str, Any], model: str) -> dict[str, Any]:
+        requests = body.get("requests")
+        if not isinstance(requests, list):
+            return {}
+        return {"requests": [
+            {**item, "model": f"models/{model}"} if isinstance(item, dict) and "model" in item else item
+            for item in requests
+        ]}

@@ -33,7 +33,7 @@ FORMATS: dict[str, ApiFormat] = {
     for fmt in (
         openai.Chat(), openai.Responses(), openai.Embeddings(), openai.Models(),
         anthropic.Messages(), anthropic.CountTokens(),
-        gemini.Generate(), gemini.CountTokens(), gemini.Embed(),
+        gemini.Generate(), gemini.CountTokens(), gemini.Embed(), gemini.BatchEmbed(),
     )
 }
 
@@ -86,6 +86,8 @@ GEMINI_METHODS: dict[str, tuple[Surface, bool]] = {
         Surface("gemini/streamGenerateContent", "POST", GEMINI_PATH, apis.GEMINI_GENERATE), True),
     "countTokens": (Surface("gemini/countTokens", "POST", GEMINI_PATH, apis.GEMINI_COUNT_TOKENS), False),
     "embedContent": (Surface("gemini/embedContent", "POST", GEMINI_PATH, apis.GEMINI_EMBED), False),
+    "batchEmbedContents": (
+        Surface("gemini/batchEmbedContents", "POST", GEMINI_PATH, apis.GEMINI_BATCH_EMBED), False),
 }
 
 # Base URLs that clients probe (Claude Code sends HEAD to its base URL before the first call).

@@ -38,8 +38,8 @@ def _body_for(ctx: RequestContext, target: Target, model: str) -> tuple[dict[str
     if body is None:
         return None, ctx.body_bytes, False
     changes: dict[str, Any] = {}
-    if not ctx.fmt.model_in_url and model != ctx.model:
-        changes["model"] = model
+    if model != ctx.model:
+        changes.update(ctx.fmt.model_changes(body, model))
     strip_usage = False
     if ctx.stream and ctx.fmt.name == apis.OPENAI_CHAT and target.provider.stream_usage:
         options = body.get("stream_options")

@@ -293,6 +293,19 @@ def _gemini_embed(body: dict[str, Any], model: str, stream: bool) -> MockReply:
     return MockReply(200, JSON, fmt.gemini_embedding(fmt.unit_vector(text.encode(), dims)), None)
 
 
+def _gemini_batch_embed(body: dict[str, Any], model: str, stream: bool) -> MockReply:
+    requests = body.get("requests")
+    if not isinstance(requests, list) or not requests or not all(isinstance(r, dict) for r in requests):
+        return _error(fmt.gemini_error, 400, "'requests' must be a non-empty array of EmbedContentRequest.")
+    vectors = []
+    for item in requests:
+        reply = _gemini_embed(item, model, stream)
+        if reply.status != 200:
+            return reply
+        vectors.append(orjson.loads(reply.body or b"{}")["embedding"]["values"])
+    return MockReply(200, JSON, fmt.gemini_batch_embedding(vectors), None)
+
+
 # ---------------------------------------------------------------- entry point
 
 _Handler = Callable[[dict[str, Any], str, bool], MockReply]
@@ -311,6 +324,7 @@ _HANDLERS: dict[str, _Handler] = {
     apis.GEMINI_GENERATE: _generation(apis.GEMINI_GENERATE, _GEMINI),
     apis.GEMINI_COUNT_TOKENS: _gemini_count,
     apis.GEMINI_EMBED: _gemini_embed,
+    apis.GEMINI_BATCH_EMBED: _gemini_batch_embed,
 }
 
 SUPPORTED_APIS = frozenset(_HANDLERS)

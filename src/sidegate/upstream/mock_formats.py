@@ -350,6 +350,10 @@ def gemini_embedding(vector: list[float]) -> bytes:
     return _dumps({"embedding": {"values": vector}})
 
 
+def gemini_batch_embedding(vectors: list[list[float]]) -> bytes:
+    return _dumps({"embeddings": [{"values": v} for v in vectors]})
+
+
 # ---------------------------------------------------------------- errors, in each API's own shape
 
 _OPENAI_ERRORS = {

@@ -24,6 +24,7 @@ GEMINI_METHODS = {
     (apis.GEMINI_GENERATE, True): "streamGenerateContent",
     (apis.GEMINI_COUNT_TOKENS, False): "countTokens",
     (apis.GEMINI_EMBED, False): "embedContent",
+    (apis.GEMINI_BATCH_EMBED, False): "batchEmbedContents",
 }
 ALL_APIS = frozenset(OPENAI_PATHS) | frozenset(ANTHROPIC_PATHS) | {api for api, _ in GEMINI_METHODS}
 
