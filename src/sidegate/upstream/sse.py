@@ -44,16 +44,20 @@ class SSESplitter:
         buf += chunk
         events: list[Event] = []
         start = 0
-        while True:
-            lf = buf.find(b"\n\n", self._scan)
-            crlf = buf.find(b"\r\n\r\n", self._scan)
-            if lf < 0 and crlf < 0:
-                break
+        # The next position of each terminator is searched for again only once an event has been
+        # cut past it: a stream using one kind never rescans the buffer for the other, per event.
+        lf = buf.find(b"\n\n", self._scan)
+        crlf = buf.find(b"\r\n\r\n", self._scan)
+        while lf >= 0 or crlf >= 0:
             end = crlf + 4 if crlf >= 0 and (lf < 0 or crlf < lf) else lf + 2
             block = bytes(buf[start:end])
             event, data = parse_block(block)
             events.append(Event(block, event, data))
             start = self._scan = end
+            if 0 <= lf < end:
+                lf = buf.find(b"\n\n", end)
+            if 0 <= crlf < end:
+                crlf = buf.find(b"\r\n\r\n", end)
         if start:
             del buf[:start]
             self._scan -= start
