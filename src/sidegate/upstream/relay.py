@@ -87,6 +87,7 @@ async def _relay_stream(ctx: RequestContext, reply: Reply, strip_usage: bool) ->
                 ctx.error_code = "upstream_stream_interrupted"
                 err = GatewayError(502, ctx.error_code,
                                    f"the upstream stream ended early: {type(exc).__name__}")
+                splitter.rest()  # drop a torn event: nothing may follow the error event
                 await _write(response, family.stream_error(err, ctx.request_id))
                 break
             out = [ev.raw for ev in splitter.feed(chunk) if not observer.on_event(ev.event, ev.data)]
