@@ -87,6 +87,7 @@ async def handle(
         return error_response(ctx, err)
     except asyncio.CancelledError:
         ctx.status, ctx.error_code = 499, "client_disconnected"
+        ctx.usage_complete = False  # a stream cut short: usage seen so far is partial
         raise
     except Exception:
         log.exception("request failed", request_id=ctx.request_id, api=surface.name)
