@@ -24,6 +24,17 @@ def _tokens(ctx: RequestContext) -> tuple[TokenUsage, bool]:
     return estimate, True
 
 
+def _utf8(text: str | None) -> str | None:
+    """Text taken from headers or the URL holds lone surrogates where the bytes were not UTF-8
+    (aiohttp decodes with surrogateescape); stores need valid UTF-8, so those bytes become U+FFFD."""
+    if text is None or text.isascii():
+        return text
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def usage_row(ctx: RequestContext, finished: float) -> UsageRow:
     tokens, estimated = _tokens(ctx)
     principal, target = ctx.principal, ctx.target
@@ -33,12 +44,12 @@ def usage_row(ctx: RequestContext, finished: float) -> UsageRow:
         requester=principal.name if principal else None,
         requester_type=principal.type if principal else None,
         client=ctx.client,
-        user_agent=ctx.user_agent,
+        user_agent=_utf8(ctx.user_agent),
         api_type=ctx.surface.name,
-        model_service=ctx.service.name if ctx.service else ctx.model,
+        model_service=ctx.service.name if ctx.service else _utf8(ctx.model),
         destination_type=target.provider.kind if target else None,
         destination_name=target.provider.name if target else None,
-        destination_model=ctx.destination_model,
+        destination_model=_utf8(ctx.destination_model),
         status_code=ctx.status,
         error_code=ctx.error_code,
         streaming=ctx.stream,
