@@ -26,6 +26,7 @@ from sidegate.upstream.mock import mock_reply
 _DROP = frozenset({
     "host", "content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer", "upgrade",
     "proxy-authorization", "proxy-connection", "accept-encoding", "cookie", "expect",
+    "content-encoding",  # aiohttp already decoded a compressed request body: what we forward is plain
 }) | CREDENTIAL_HEADERS | frozenset(TAG_HEADERS)
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504, 529})
