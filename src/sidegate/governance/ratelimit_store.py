@@ -1,0 +1,219 @@
+"""Where rate-limit buckets live: the store interface, the in-process `memory://` store, and the
+registry that opens a store from its URL (`redis://` is in `ratelimit_redis`).
+
+Every bucket is a sliding-window log over the last `WINDOW_S` seconds: the entries admitted in that
+window (time, cost) and their running total. A request fits a bucket when total + cost <= limit,
+so no 60-second span ever admits more than the limit (a fixed window lets twice the limit through
+around its boundary). Each entry is added once and dropped once, so checking a bucket costs
+amortised O(1). A cost larger than the whole limit is checked as the limit itself (it fits an
+empty bucket only, then puts the bucket in debt) so that one large request is not refused forever.
+
+One `reserve` call checks a set of buckets and charges them all or none: the `mandatory` buckets
+must all fit, and of the `groups` of buckets that follow (alternatives: a principal in several
+limited groups) the first whose buckets all fit is charged; when there are groups and none fits,
+the request is refused. `settle` corrects a reservation's token buckets from the estimate to the
+real count: an overestimate is given back (while the entry is still in the window), an
+underestimate is added at settle time (the bucket may go into debt: later requests wait).
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+WINDOW_S = 60.0
+_SWEEP_EVERY_S = 60.0
+_TICK_S = 1e-6
+
+
+class StoreUnavailable(Exception):
+    """The store could not be reached or failed; the limiter applies `on_error`."""
+
+
+class Verdict(NamedTuple):
+    admitted: bool
+    # admitted: index of the group charged (-1: none); refused: -1
+    group: int
+    # admitted: limit minus usage after this reservation, for each bucket charged (the mandatory
+    # ones, then the chosen group's); refused: the same for the bucket that decided, before it
+    remaining: Sequence[int]
+    # refused: seconds until the request would fit; admitted: 0
+    wait_s: float
+    # refused: index into `keys` of the bucket that decided; admitted: -1
+    fired: int
+
+
+class Store(ABC):
+    """A place for buckets. Bucket keys are full strings built by the limiter (`key_prefix` + id)."""
+
+    url: str
+    key_prefix: str = ""
+
+    @abstractmethod
+    async def reserve(self, rid: str, keys: Sequence[str], limits: Sequence[int], costs: Sequence[int],
+                      n_mandatory: int, group_sizes: Sequence[int]) -> Verdict:
+        """Check and charge atomically (see the module doc). `rid` is unique per reservation."""
+
+    @abstractmethod
+    async def settle(self, rid: str, keys: Sequence[str], reserved: int, actual: int) -> None:
+        """Correct the entries `rid` added to `keys` (token buckets) from `reserved` to `actual`."""
+
+    async def close(self) -> None:
+        return None
+
+
+class _Bucket:
+    __slots__ = ("entries", "total")
+
+    def __init__(self) -> None:
+        # rid -> [time, cost], in insertion (= time) order; OrderedDict pops from the front in O(1)
+        self.entries: OrderedDict[str, list[float]] = OrderedDict()
+        self.total = 0.0
+
+    def purge(self, cutoff: float) -> None:
+        entries = self.entries
+        while entries:
+            first = next(iter(entries))
+            entry = entries[first]
+            if entry[0] > cutoff:
+                return
+            del entries[first]
+            self.total -= entry[1]
+
+    def wait(self, limit: int, cost: int, now: float) -> float:
+        """Seconds until `cost` fits (0: it fits now)."""
+        excess = self.total + min(cost, limit) - limit
+        if excess <= 0:
+            return 0.0
+        freed = 0.0
+        for at, entry_cost in self.entries.values():
+            freed += entry_cost
+            if freed >= excess:  # positive even where float rounding kept an entry one tick too long
+                return max(at + WINDOW_S - now, _TICK_S)
+        # Only if the total disagreed with the entries; every entry has left the window by then.
+        return WINDOW_S
+
+    def add(self, rid: str, now: float, cost: int) -> None:
+        if cost:
+            self.entries[rid] = [now, float(cost)]
+            self.total += cost
+
+
+class MemoryStore(Store):
+    """Buckets in this process only (one sidegate replica). `clock` is injectable for tests."""
+
+    def __init__(self, url: str = "memory://", clock: Callable[[], float] = time.monotonic) -> None:
+        self.url = url
+        self.clock = clock
+        self.buckets: dict[str, _Bucket] = {}
+        self._next_sweep = clock() + _SWEEP_EVERY_S
+
+    @classmethod
+    def from_url(cls, url: str) -> MemoryStore:
+        return cls(url)
+
+    def _sweep(self, cutoff: float) -> None:
+        """Forget buckets with nothing left in the window (per-principal and per-tag buckets come
+        and go)."""
+        for key in list(self.buckets):
+            bucket = self.buckets[key]
+            bucket.purge(cutoff)
+            if not bucket.entries and bucket.total <= 0:
+                del self.buckets[key]
+
+    def _bucket(self, key: str, cutoff: float) -> _Bucket:
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            bucket = self.buckets[key] = _Bucket()
+        else:
+            bucket.purge(cutoff)
+        return bucket
+
+    async def reserve(self, rid: str, keys: Sequence[str], limits: Sequence[int], costs: Sequence[int],
+                      n_mandatory: int, group_sizes: Sequence[int]) -> Verdict:
+        now = self.clock()
+        cutoff = now - WINDOW_S
+        if now >= self._next_sweep:
+            self._next_sweep = now + _SWEEP_EVERY_S
+            self._sweep(cutoff)
+        buckets = [self._bucket(key, cutoff) for key in keys]
+        wait, fired = 0.0, -1
+        for i in range(n_mandatory):
+            w = buckets[i].wait(limits[i], costs[i], now)
+            if w > wait:
+                wait, fired = w, i
+        chosen, start = -1, n_mandatory
+        if group_sizes:
+            group_wait, group_fired = 0.0, -1
+            for g, size in enumerate(group_sizes):
+                worst, worst_at = 0.0, -1
+                for i in range(start, start + size):
+                    w = buckets[i].wait(limits[i], costs[i], now)
+                    if w > worst:
+                        worst, worst_at = w, i
+                if worst == 0.0:
+                    chosen = g
+                    break
+                if group_fired < 0 or worst < group_wait:
+                    group_wait, group_fired = worst, worst_at
+                start += size
+            if chosen < 0 and group_wait > wait:
+                wait, fired = group_wait, group_fired
+        if fired >= 0:
+            return Verdict(False, -1, (int(limits[fired] - buckets[fired].total),), wait, fired)
+        charged = list(range(n_mandatory))
+        if chosen >= 0:
+            charged.extend(range(start, start + group_sizes[chosen]))
+        remaining = []
+        for i in charged:
+            bucket = buckets[i]
+            bucket.add(rid, now, costs[i])
+            remaining.append(int(limits[i] - bucket.total))
+        return Verdict(True, chosen, remaining, 0.0, -1)
+
+    async def settle(self, rid: str, keys: Sequence[str], reserved: int, actual: int) -> None:
+        delta = actual - reserved
+        if not delta:
+            return
+        now = self.clock()
+        for key in keys:
+            bucket = self.buckets.get(key)
+            if bucket is None:
+                if delta < 0:
+                    continue
+                bucket = self.buckets[key] = _Bucket()
+            if delta > 0:
+                bucket.add(rid + ":s", now, delta)
+                continue
+            entry = bucket.entries.get(rid)
+            if entry is None:  # already out of the window: nothing to give back
+                continue
+            entry[1] += delta
+            bucket.total += delta
+            if entry[1] <= 0:
+                del bucket.entries[rid]
+
+
+def _redis(url: str) -> Store:
+    from sidegate.governance.ratelimit_redis import RedisStore  # imported only when a policy uses it
+
+    return RedisStore.from_url(url)
+
+
+# URL scheme -> factory
+STORES: dict[str, Callable[[str], Store]] = {
+    "memory": MemoryStore.from_url,
+    "redis": _redis,
+    "rediss": _redis,
+}
+
+
+def open_store(url: str) -> Store:
+    scheme = url.partition("://")[0]
+    factory = STORES.get(scheme)
+    if factory is None:
+        raise ValueError(f"rate_limit_store.url: unknown scheme {scheme!r} (known: {', '.join(STORES)})")
+    return factory(url)
