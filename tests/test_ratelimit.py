@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 
 from sidegate import apis
 from sidegate.errors import GatewayError
-from sidegate.governance.ratelimit import UNCHECKED, RateLimited, RateLimiter, Reservation
+from sidegate.governance.ratelimit import UNCHECKED, RateLimited, RateLimiter, Reservation, _redacted
 from sidegate.governance.ratelimit_store import MemoryStore, StoreUnavailable, Verdict, open_store
 from sidegate.governance.token_estimate import DEFAULT_OUTPUT_TOKENS, estimate_request_tokens
 from sidegate.ingress.registry import FAMILIES
@@ -244,6 +244,8 @@ async def test_tag_rule_with_value_limits_that_value_for_any_caller():
 async def test_tag_rule_without_value_has_a_bucket_per_value():
     limiter = make({"key": "request_tag", "tag": "project", "requests_per_minute": 2})
     assert await admitted(limiter, ALICE, 3, tags={"project": "a"}) == 2
+    err = await refusal(limiter, BOT, tags={"project": "a"})
+    assert "request_tag project (project=a): 2 requests per minute" in err.message
     assert await admitted(limiter, BOB, 3, tags={"project": "b"}) == 2
     assert await admitted(limiter, BOB, 3, tags={"project": "a|b"}) == 2  # no key confusion
     assert await admitted(limiter, ALICE, 3, tags={"team": "a"}) == 3
@@ -433,6 +435,11 @@ async def test_reload_takes_over_the_store_so_buckets_survive():
         PolicyModel.model_validate({"rate_limit_store": {"url": "memory://"}, "rate_limits": [
             {"key": "user_default", "requests_per_minute": 2}]}), previous=old)
     assert other is not None and other.store is not new.store  # old no longer owns it: no sharing twice
+
+
+def test_store_passwords_stay_out_of_logs():
+    assert _redacted("redis://app:s3cret@cache:6380/1?key_prefix=x") == "redis://app:***@cache:6380/1?key_prefix=x"
+    assert _redacted("redis://cache:6379/0") == "redis://cache:6379/0"
 
 
 def test_unknown_store_scheme_is_named():

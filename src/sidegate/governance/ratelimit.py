@@ -20,6 +20,7 @@ import math
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -163,6 +164,7 @@ class RateLimiter:
         if not limits:
             return UNCHECKED
         group_sizes = [len(group) for group in plan.groups]
+        estimated_tokens = max(0, estimated_tokens)
         costs = [estimated_tokens if limit.tokens else 1 for limit in limits]
         bounds = [limit.limit for limit in limits]
         rid = f"{self._rid_prefix}{next(self._rids)}"
@@ -174,28 +176,31 @@ class RateLimiter:
             return self._store_failed(exc)
         if self._down_since is not None:
             self._recovered()
-        return self._decide(verdict, rid, estimated_tokens, keys, limits, n_mandatory, group_sizes)
+        return self._decide(verdict, rid, estimated_tokens, keys, limits, n_mandatory, group_sizes, tags)
 
     def _decide(self, verdict: Verdict, rid: str, estimate: int, keys: list[str], limits: list[Limit],
-                n_mandatory: int, group_sizes: list[int]) -> Reservation:
+                n_mandatory: int, group_sizes: list[int], tags: Mapping[str, str]) -> Reservation:
         if not verdict.admitted:
-            raise RateLimited(limits[verdict.fired], verdict.wait_s, verdict.remaining[0])
-        if verdict.group >= 0:
+            fired = limits[verdict.fired]
+            if fired.tag is not None:  # a bucket per tag value: say which value
+                value = tags[fired.tag]
+                fired = replace(fired, label=f"{fired.label} ({fired.tag}={value})")
+            raise RateLimited(fired, verdict.wait_s, verdict.remaining[0])
+        if verdict.group >= 0:  # charged: the mandatory buckets and the chosen group's
             start = n_mandatory + sum(group_sizes[:verdict.group])
             end = start + group_sizes[verdict.group]
             keys = keys[:n_mandatory] + keys[start:end]
             limits = limits[:n_mandatory] + limits[start:end]
-        elif group_sizes:
-            keys, limits = keys[:n_mandatory], limits[:n_mandatory]
         return Reservation(rid, estimate, keys, limits, verdict.remaining)
 
     async def settle(self, reservation: Reservation, actual_tokens: int) -> None:
         """Replace the reservation's token estimate with `actual_tokens` (at most once; one store
         call, none when nothing changes or no token bucket was charged)."""
-        if reservation.settled:
+        if reservation.settled or not reservation.charged:
             return
         reservation.settled = True
-        if actual_tokens == reservation.estimate or not reservation.charged:
+        actual_tokens = max(0, actual_tokens)
+        if actual_tokens == reservation.estimate:
             return
         keys = reservation.token_keys()
         if not keys:
