@@ -8,8 +8,9 @@ agree. A bucket is a sorted set (member "cost:rid", score = time in ms) plus a r
 one window after their last entry, so idle buckets vanish by themselves.
 
 URL: `redis://[user:pass@]host:6379/0` (or `rediss://`), with the usual redis-py query options
-(`socket_timeout`, `max_connections`, …) and `key_prefix` (default "sidegate:rl:") to separate
-deployments sharing one Redis. Keys derived with a suffix are not declared to Redis, so Redis
+and `key_prefix` (default "sidegate:rl:") to separate deployments sharing one Redis. Defaults,
+each overridable in the URL: `max_connections=64`, `timeout=2` (wait for a free connection),
+`socket_connect_timeout=1`, `socket_timeout=1` (seconds); past them the call counts as an outage. Keys derived with a suffix are not declared to Redis, so Redis
 Cluster is not supported (one Redis, or a primary with replicas, is).
 """
 
@@ -24,7 +25,7 @@ from redis.exceptions import RedisError
 from sidegate.governance.ratelimit_store import WINDOW_S, Store, StoreUnavailable, Verdict
 
 DEFAULT_PREFIX = "sidegate:rl:"
-_DEFAULTS = {"max_connections": 64, "timeout": 1.0, "socket_connect_timeout": 1.0, "socket_timeout": 1.0}
+_DEFAULTS = {"max_connections": 64, "timeout": 2.0, "socket_connect_timeout": 1.0, "socket_timeout": 1.0}
 
 _COMMON = """
 local t = redis.call('TIME')
