@@ -1,0 +1,32 @@
+"""Translation between API formats: a caller's request in one provider's format, sent to a provider
+that speaks another, and the answer (JSON, error or SSE stream) brought back.
+
+Architecture: a codec per format through one neutral representation (`neutral`). Each format has
+one codec that decodes its requests into the neutral request and encodes neutral answers and
+stream events back (the caller side), and/or encodes neutral requests and decodes its answers and
+stream events (the destination side). N formats need N codecs instead of N² pairwise translators:
+Responses → Chat, Anthropic → Gemini, Gemini → Anthropic and every other pair fall out of
+composing two codecs, a fix in one codec fixes every pair through it, and a new format is one new
+codec. The cost is that the neutral form must hold the union of what matters (thinking with its
+signatures, tool-call fragments with their indexes, cache usage); what it cannot hold does not
+translate, and the decoders say so with a 400 naming the field (`errors.TranslationError`).
+
+Everything here is pure: functions of dicts and bytes, no I/O. Per-request state lives in a
+`Translation`, per-stream state in its `StreamTranslator`. `registry` holds the pair matrix and
+`plan` picks the destination format for a provider.
+
+Fields that are accepted but have no effect on a destination that lacks them ("advisory"; each
+codec lists its own in `ADVISORY`): storage, caching and billing hints (store, metadata,
+service_tier, prompt_cache_key, cache_control, safetySettings …), `top_k` / `seed` / penalties
+where the destination has no such sampling control, `parallel_tool_calls` on Gemini, tool-result
+`is_error` on chat destinations, fields a format does not document (beta fields clients send ahead
+of the API). Thinking crosses only where both sides have it: its text reaches every caller
+(`reasoning_content` for chat callers), its signature only the provider that minted it (see
+`carry`).
+"""
+
+from sidegate.translate.errors import TranslationError
+from sidegate.translate.registry import ESTIMATE, plan
+from sidegate.translate.translation import StreamTranslator, Translation
+
+__all__ = ["ESTIMATE", "StreamTranslator", "Translation", "TranslationError", "plan"]
