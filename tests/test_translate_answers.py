@@ -23,13 +23,14 @@ REQUESTS: dict[str, dict[str, Any]] = {
     apis.ANTHROPIC_MESSAGES: {"model": "asked-model", "max_tokens": 100,
                               "messages": [{"role": "user", "content": "hi"}]},
     apis.GEMINI_GENERATE: {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]},
+    apis.OPENAI_RESPONSES: {"model": "asked-model", "input": "hi"},
 }
 JSON_VIEWS: dict[str, Callable[[dict[str, Any]], sdk_view.Seen]] = {
     apis.OPENAI_CHAT: sdk_view.chat_json, apis.ANTHROPIC_MESSAGES: sdk_view.anthropic_json,
-    apis.GEMINI_GENERATE: sdk_view.gemini_json}
+    apis.GEMINI_GENERATE: sdk_view.gemini_json, apis.OPENAI_RESPONSES: sdk_view.responses_json}
 STREAM_VIEWS: dict[str, Callable[[bytes], sdk_view.Seen]] = {
     apis.OPENAI_CHAT: sdk_view.chat_stream, apis.ANTHROPIC_MESSAGES: sdk_view.anthropic_stream,
-    apis.GEMINI_GENERATE: sdk_view.gemini_stream}
+    apis.GEMINI_GENERATE: sdk_view.gemini_stream, apis.OPENAI_RESPONSES: sdk_view.responses_stream}
 CALLERS = tuple(REQUESTS)
 
 

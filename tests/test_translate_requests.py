@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from tests.translate_fixtures import requests as fx
 from tests.translate_fixtures.schema_check import (
@@ -23,11 +24,13 @@ CHECKERS = {
     apis.ANTHROPIC_MESSAGES: anthropic_messages_problems,
     apis.GEMINI_GENERATE: gemini_generate_problems,
 }
-FIXTURES = {apis.OPENAI_CHAT: fx.CHAT, apis.ANTHROPIC_MESSAGES: fx.ANTHROPIC, apis.GEMINI_GENERATE: fx.GEMINI}
+FIXTURES = {apis.OPENAI_CHAT: fx.CHAT, apis.ANTHROPIC_MESSAGES: fx.ANTHROPIC, apis.GEMINI_GENERATE: fx.GEMINI,
+            apis.OPENAI_RESPONSES: fx.RESPONSES}
 DESTS = {
     apis.OPENAI_CHAT: (apis.ANTHROPIC_MESSAGES, apis.GEMINI_GENERATE),
     apis.ANTHROPIC_MESSAGES: (apis.OPENAI_CHAT, apis.GEMINI_GENERATE),
     apis.GEMINI_GENERATE: (apis.OPENAI_CHAT, apis.ANTHROPIC_MESSAGES),
+    apis.OPENAI_RESPONSES: (apis.OPENAI_CHAT, apis.ANTHROPIC_MESSAGES, apis.GEMINI_GENERATE),
 }
 CASES = [(caller, name, dest) for caller, fixtures in FIXTURES.items() for name in fixtures for dest in DESTS[caller]]
 
@@ -218,6 +221,51 @@ def test_gemini_schema_and_forced_tool() -> None:
     assert c["tool_choice"] == {"type": "function", "function": {"name": "get_time"}}
 
 
+# ---------------------------------------------------------------- Responses callers (Codex CLI)
+
+
+def test_codex_request_to_chat() -> None:
+    c = translate(apis.OPENAI_RESPONSES, apis.OPENAI_CHAT, fx.RESPONSES["codex_like"])
+    msgs = c["messages"]
+    assert msgs[0] == {"role": "system", "content": "You are Codex, running in the Codex CLI."}
+    assert [m["role"] for m in msgs] == ["system", "user", "user", "assistant", "tool", "assistant", "tool",
+                                         "assistant", "user"]
+    assert msgs[3]["tool_calls"] == [{"id": "call_ls", "type": "function",
+                                      "function": {"name": "shell", "arguments": '{"command":["cat","a.py"]}'}}]
+    assert msgs[5]["tool_calls"][0]["function"] == {"name": "apply_patch", "arguments": orjson.dumps(
+        {"input": fx.PATCH}).decode()}
+    assert msgs[6] == {"role": "tool", "tool_call_id": "call_patch", "content": "Done!"}
+    patch_tool = c["tools"][1]["function"]
+    assert patch_tool["name"] == "apply_patch" and patch_tool["parameters"]["required"] == ["input"]
+    assert c["parallel_tool_calls"] is False and c["reasoning_effort"] == "medium"
+    assert c["stream"] is True and c["stream_options"] == {"include_usage": True}
+
+
+def test_codex_request_to_anthropic_drops_foreign_reasoning() -> None:
+    a = translate(apis.OPENAI_RESPONSES, apis.ANTHROPIC_MESSAGES, fx.RESPONSES["codex_like"])
+    assistant = a["messages"][1]
+    assert assistant["content"][0] == {"type": "tool_use", "id": "call_ls", "name": "shell",
+                                       "input": {"command": ["cat", "a.py"]}}
+    assert a["messages"][2]["content"][0]["type"] == "tool_result"
+    assert a["messages"][3]["content"][0] == {"type": "tool_use", "id": "call_patch", "name": "apply_patch",
+                                              "input": {"input": fx.PATCH}}
+    # the last assistant turn called no tool, so thinking stays on
+    assert a["thinking"] == {"type": "enabled", "budget_tokens": 8192}
+
+
+def test_responses_images_files_and_formats() -> None:
+    c = translate(apis.OPENAI_RESPONSES, apis.OPENAI_CHAT, fx.RESPONSES["images_files"])
+    parts = c["messages"][1]["content"]
+    assert parts[1] == {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{fx.PNG}", "detail": "high"}}
+    assert parts[3] == {"type": "file", "file": {"file_data": f"data:application/pdf;base64,{fx.PDF}",
+                                                 "filename": "spec.pdf"}}
+    assert (c["max_completion_tokens"], c["temperature"], c["top_p"]) == (800, 0.4, 0.9)
+    g = translate(apis.OPENAI_RESPONSES, apis.GEMINI_GENERATE, fx.RESPONSES["json_schema"])
+    assert g["generationConfig"]["responseJsonSchema"] == fx.ANSWER_SCHEMA
+    c = translate(apis.OPENAI_RESPONSES, apis.OPENAI_CHAT, fx.RESPONSES["forced_function"])
+    assert c["tool_choice"] == {"type": "function", "function": {"name": "shell"}}
+
+
 # ---------------------------------------------------------------- what cannot be expressed
 
 
@@ -239,8 +287,13 @@ REFUSALS = [
     (apis.GEMINI_GENERATE, apis.ANTHROPIC_MESSAGES, {"cachedContent": "cachedContents/abc"}, "cachedContent"),
     (apis.GEMINI_GENERATE, apis.OPENAI_CHAT, {"generationConfig": {"candidateCount": 2}},
      "generationConfig.candidateCount"),
+    (apis.OPENAI_RESPONSES, apis.OPENAI_CHAT, {"previous_response_id": "resp_1"}, "previous_response_id"),
+    (apis.OPENAI_RESPONSES, apis.ANTHROPIC_MESSAGES, {"tools": [{"type": "web_search"}]}, "tools[0]"),
+    (apis.OPENAI_RESPONSES, apis.OPENAI_CHAT, {"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0]"),
+    (apis.OPENAI_RESPONSES, apis.GEMINI_GENERATE, {"input": [{"role": "user", "content": [
+        {"type": "input_file", "file_id": "file-1"}]}]}, "input[0].content[0].file_id"),
 ]
-BASES = {apis.OPENAI_CHAT: {"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+BASES = {apis.OPENAI_RESPONSES: {"model": "m", "input": "hi"},apis.OPENAI_CHAT: {"model": "m", "messages": [{"role": "user", "content": "hi"}]},
          apis.ANTHROPIC_MESSAGES: {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]},
          apis.GEMINI_GENERATE: {"contents": [{"parts": [{"text": "hi"}]}]}}
 

@@ -186,3 +186,56 @@ GEMINI: dict[str, dict[str, Any]] = {
         "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_time"]}},
     },
 }
+
+SHELL_TOOL = {
+    "type": "function", "name": "shell", "description": "Runs a shell command.", "strict": False,
+    "parameters": {"type": "object", "properties": {"command": {"type": "array", "items": {"type": "string"}},
+                                                    "workdir": {"type": "string"}},
+                   "required": ["command"], "additionalProperties": False},
+}
+APPLY_PATCH_TOOL = {"type": "custom", "name": "apply_patch", "description": "Apply a patch to files.",
+                    "format": {"type": "grammar", "syntax": "lark", "definition": "start: /.+/s"}}
+PATCH = "*** Begin Patch\n*** Update File: a.py\n@@\n-x = 1\n+x = 2\n*** End Patch\n"
+
+RESPONSES: dict[str, dict[str, Any]] = {
+    "codex_like": {
+        "model": "gpt-5-codex", "stream": True, "store": False, "parallel_tool_calls": False,
+        "instructions": "You are Codex, running in the Codex CLI.",
+        "tools": [SHELL_TOOL, APPLY_PATCH_TOOL], "tool_choice": "auto",
+        "reasoning": {"effort": "medium", "summary": "auto"}, "include": ["reasoning.encrypted_content"],
+        "prompt_cache_key": "0199a6c4", "text": {"verbosity": "medium"},
+        "input": [
+            {"type": "message", "role": "user", "content": [
+                {"type": "input_text", "text": "<environment_context><cwd>/repo</cwd></environment_context>"}]},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "bump x"}]},
+            {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "Look first."}],
+             "encrypted_content": "gAAAAopenai-own-blob"},
+            {"type": "function_call", "id": "fc_1", "call_id": "call_ls", "name": "shell",
+             "arguments": '{"command":["cat","a.py"]}'},
+            {"type": "function_call_output", "call_id": "call_ls", "output": "x = 1\n"},
+            {"type": "custom_tool_call", "id": "ctc_1", "call_id": "call_patch", "name": "apply_patch",
+             "input": PATCH},
+            {"type": "custom_tool_call_output", "call_id": "call_patch", "output": "Done!"},
+            {"type": "message", "role": "assistant", "content": [
+                {"type": "output_text", "text": "Bumped x to 2.", "annotations": []}]},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "thanks"}]},
+        ],
+    },
+    "images_files": {
+        "model": "gpt-5", "max_output_tokens": 800, "temperature": 0.4, "top_p": 0.9,
+        "input": [{"role": "developer", "content": "Describe."}, {"role": "user", "content": [
+            {"type": "input_text", "text": "What are these?"},
+            {"type": "input_image", "image_url": f"data:image/png;base64,{PNG}", "detail": "high"},
+            {"type": "input_image", "image_url": IMAGE_URL},
+            {"type": "input_file", "filename": "spec.pdf", "file_data": f"data:application/pdf;base64,{PDF}"},
+        ]}],
+    },
+    "json_schema": {
+        "model": "gpt-5", "input": "Rate this.",
+        "text": {"format": {"type": "json_schema", "name": "answer", "schema": ANSWER_SCHEMA, "strict": True}},
+    },
+    "forced_function": {
+        "model": "gpt-5", "input": "list files", "tools": [SHELL_TOOL],
+        "tool_choice": {"type": "function", "name": "shell"},
+    },
+}

@@ -165,3 +165,64 @@ def gemini_stream(raw: bytes) -> Seen:
     chunks = [types.GenerateContentResponse.model_validate_json(data) for _, data in events(raw)]
     assert all(c.candidates[0].finish_reason is None for c in chunks[:-1]), "only the last chunk finishes"
     return _gemini_view(chunks)
+
+
+# ---------------------------------------------------------------- OpenAI Responses
+
+
+def _response_view(response: Any) -> Seen:
+    calls: list[tuple[str, dict[str, Any]]] = []
+    ids: list[str] = []
+    thinking = ""
+    for item in response.output:
+        if item.type == "function_call":
+            calls.append((item.name, json.loads(item.arguments)))
+            ids.append(item.call_id)
+        elif item.type == "custom_tool_call":
+            calls.append((item.name, {"input": item.input}))
+            ids.append(item.call_id)
+        elif item.type == "reasoning":
+            thinking += "".join(s.text for s in item.summary)
+    u = response.usage
+    usage = TokenUsage(u.input_tokens, u.output_tokens, u.input_tokens_details.cached_tokens,
+                       getattr(u.input_tokens_details, "cache_write_tokens", 0) or 0,
+                       u.output_tokens_details.reasoning_tokens)
+    assert u.total_tokens == u.input_tokens + u.output_tokens
+    if response.status == "incomplete":
+        finish = {"max_output_tokens": "length", "content_filter": "content_filter"}[
+            response.incomplete_details.reason]
+    else:
+        assert response.status == "completed"
+        finish = "tool_calls" if calls else "stop"
+    return Seen(response.output_text, calls, thinking, finish, usage, response.model, ids)
+
+
+def responses_json(obj: dict[str, Any]) -> Seen:
+    from openai.types.responses import Response
+
+    return _response_view(Response.model_validate(obj))
+
+
+def responses_stream(raw: bytes) -> Seen:
+    from openai.lib.streaming.responses._responses import ResponseStreamState
+    from openai.types.responses import ResponseStreamEvent
+    from pydantic import TypeAdapter
+
+    adapter: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
+    evs = events(raw)
+    parsed = [adapter.validate_json(data) for _, data in evs]
+    assert [name for name, _ in evs] == [e.type for e in parsed], "the SSE event name matches the payload type"
+    assert [e.sequence_number for e in parsed] == list(range(len(parsed)))
+    assert parsed[0].type == "response.created" and parsed[-1].type in ("response.completed", "response.incomplete")
+    from openai import omit
+
+    state: Any = ResponseStreamState(input_tools=[], text_format=omit)
+    for event in parsed:
+        state.handle_event(event)
+    final = parsed[-1].response
+    seen = _response_view(final)
+    done_items = [e.item for e in parsed if e.type == "response.output_item.done"]
+    assert [i.model_dump() for i in done_items] == [i.model_dump() for i in final.output]
+    deltas = "".join(e.delta for e in parsed if e.type == "response.output_text.delta")
+    assert deltas == seen.text
+    return seen

@@ -144,6 +144,7 @@ class Request:
     user: str | None = None
     stream: bool = False
     stream_usage: bool = False  # an OpenAI chat caller asked for the usage chunk
+    echo: dict[str, object] = field(default_factory=dict)  # request fields the caller's answer repeats
 
 
 @dataclass(slots=True)

@@ -20,6 +20,9 @@ from sidegate.translate import (
     openai_chat,
     openai_chat_reply,
     openai_chat_stream,
+    openai_responses,
+    openai_responses_reply,
+    openai_responses_stream,
 )
 from sidegate.translate.codec import Codec
 
@@ -73,13 +76,23 @@ GEMINI_COUNT_TOKENS = Codec(
     decode_response=count_tokens.gemini_decode_response,
 )
 
+# Caller side only: every OpenAI-kind server with Responses also has Chat Completions.
+OPENAI_RESPONSES = Codec(
+    api=apis.OPENAI_RESPONSES, family="openai", kind="generate",
+    decode_error=openai_chat_reply.decode_error, encode_error=openai_responses_reply.encode_error,
+    decode_request=openai_responses.decode_request,
+    encode_response=openai_responses_reply.encode_response,
+    stream_encoder=openai_responses_stream.ResponsesStreamEncoder,
+)
+
 CODECS: dict[str, Codec] = {codec.api: codec for codec in (
-    OPENAI_CHAT, ANTHROPIC_MESSAGES, GEMINI_GENERATE, ANTHROPIC_COUNT_TOKENS, GEMINI_COUNT_TOKENS)}
+    OPENAI_CHAT, OPENAI_RESPONSES, ANTHROPIC_MESSAGES, GEMINI_GENERATE, ANTHROPIC_COUNT_TOKENS, GEMINI_COUNT_TOKENS)}
 
 # Caller format → destination formats, best first. The caller's own format is never listed: a
 # provider that speaks it gets the body unchanged.
 PREFERENCES: dict[str, tuple[str, ...]] = {
     apis.OPENAI_CHAT: (apis.ANTHROPIC_MESSAGES, apis.GEMINI_GENERATE),
+    apis.OPENAI_RESPONSES: (apis.OPENAI_CHAT, apis.ANTHROPIC_MESSAGES, apis.GEMINI_GENERATE),
     apis.ANTHROPIC_MESSAGES: (apis.OPENAI_CHAT, apis.GEMINI_GENERATE),
     apis.GEMINI_GENERATE: (apis.OPENAI_CHAT, apis.ANTHROPIC_MESSAGES),
     apis.ANTHROPIC_COUNT_TOKENS: (apis.GEMINI_COUNT_TOKENS, ESTIMATE),
