@@ -293,7 +293,8 @@ REFUSALS = [
     (apis.OPENAI_RESPONSES, apis.GEMINI_GENERATE, {"input": [{"role": "user", "content": [
         {"type": "input_file", "file_id": "file-1"}]}]}, "input[0].content[0].file_id"),
 ]
-BASES = {apis.OPENAI_RESPONSES: {"model": "m", "input": "hi"},apis.OPENAI_CHAT: {"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+BASES = {apis.OPENAI_RESPONSES: {"model": "m", "input": "hi"},
+         apis.OPENAI_CHAT: {"model": "m", "messages": [{"role": "user", "content": "hi"}]},
          apis.ANTHROPIC_MESSAGES: {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]},
          apis.GEMINI_GENERATE: {"contents": [{"parts": [{"text": "hi"}]}]}}
 
