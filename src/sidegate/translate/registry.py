@@ -14,6 +14,7 @@ from sidegate.translate import (
     anthropic_reply,
     anthropic_stream,
     count_tokens,
+    embeddings,
     gemini_generate,
     gemini_reply,
     gemini_stream,
@@ -85,8 +86,32 @@ OPENAI_RESPONSES = Codec(
     stream_encoder=openai_responses_stream.ResponsesStreamEncoder,
 )
 
+OPENAI_EMBEDDINGS = Codec(
+    api=apis.OPENAI_EMBEDDINGS, family="openai", kind="embed",
+    decode_error=openai_chat_reply.decode_error, encode_error=openai_chat_reply.encode_error,
+    decode_request=embeddings.openai_decode_request,
+    encode_response=embeddings.openai_encode_response,
+    encode_request=embeddings.openai_encode_request,
+    decode_response=embeddings.openai_decode_response,
+)
+GEMINI_EMBED = Codec(
+    api=apis.GEMINI_EMBED, family="gemini", kind="embed",
+    decode_error=gemini_reply.decode_error, encode_error=gemini_reply.encode_error,
+    decode_request=embeddings.gemini_decode_embed,
+    encode_response=embeddings.gemini_encode_embed_response,
+)
+GEMINI_BATCH_EMBED = Codec(
+    api=apis.GEMINI_BATCH_EMBED, family="gemini", kind="embed",
+    decode_error=gemini_reply.decode_error, encode_error=gemini_reply.encode_error,
+    decode_request=embeddings.gemini_decode_batch,
+    encode_response=embeddings.gemini_encode_batch_response,
+    encode_request=embeddings.gemini_encode_batch,
+    decode_response=embeddings.gemini_decode_batch_response,
+)
+
 CODECS: dict[str, Codec] = {codec.api: codec for codec in (
-    OPENAI_CHAT, OPENAI_RESPONSES, ANTHROPIC_MESSAGES, GEMINI_GENERATE, ANTHROPIC_COUNT_TOKENS, GEMINI_COUNT_TOKENS)}
+    OPENAI_CHAT, OPENAI_RESPONSES, OPENAI_EMBEDDINGS, ANTHROPIC_MESSAGES, ANTHROPIC_COUNT_TOKENS,
+    GEMINI_GENERATE, GEMINI_COUNT_TOKENS, GEMINI_EMBED, GEMINI_BATCH_EMBED)}
 
 # Caller format → destination formats, best first. The caller's own format is never listed: a
 # provider that speaks it gets the body unchanged.
@@ -95,6 +120,9 @@ PREFERENCES: dict[str, tuple[str, ...]] = {
     apis.OPENAI_RESPONSES: (apis.OPENAI_CHAT, apis.ANTHROPIC_MESSAGES, apis.GEMINI_GENERATE),
     apis.ANTHROPIC_MESSAGES: (apis.OPENAI_CHAT, apis.GEMINI_GENERATE),
     apis.GEMINI_GENERATE: (apis.OPENAI_CHAT, apis.ANTHROPIC_MESSAGES),
+    apis.OPENAI_EMBEDDINGS: (apis.GEMINI_BATCH_EMBED,),
+    apis.GEMINI_EMBED: (apis.OPENAI_EMBEDDINGS,),
+    apis.GEMINI_BATCH_EMBED: (apis.OPENAI_EMBEDDINGS,),
     apis.ANTHROPIC_COUNT_TOKENS: (apis.GEMINI_COUNT_TOKENS, ESTIMATE),
     apis.GEMINI_COUNT_TOKENS: (apis.ANTHROPIC_COUNT_TOKENS, ESTIMATE),
 }

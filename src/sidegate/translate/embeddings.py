@@ -1,0 +1,152 @@
+"""Embeddings between formats: OpenAI `/embeddings` ↔ Gemini `embedContent` / `batchEmbedContents`.
+
+An OpenAI request becomes one `batchEmbedContents` call (one request per input, in order); a
+Gemini `embedContent` or `batchEmbedContents` call becomes one OpenAI request with a list input.
+`dimensions` ↔ `outputDimensionality`; OpenAI's `encoding_format: base64` is honoured on the way
+back (little-endian float32, as OpenAI encodes it). Gemini's `taskType` / `title` and OpenAI's
+`user` are advisory. Token arrays (OpenAI inputs given as token ids) cannot be re-tokenized for
+another provider: a 400. Gemini reports no token usage for embeddings; the count given to an
+OpenAI caller is then estimated at four characters per token.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from sidegate.ingress.base import TokenUsage, as_int
+from sidegate.translate.errors import invalid, unsupported
+from sidegate.translate.wire import int_or_none
+
+CHARS_PER_TOKEN = 4
+
+
+@dataclass(slots=True)
+class EmbedRequest:
+    inputs: list[str]
+    dimensions: int | None = None
+    base64: bool = False
+
+
+@dataclass(slots=True)
+class Embeddings:
+    vectors: list[list[float]]
+    usage: TokenUsage | None = None
+
+
+def _estimate(req: EmbedRequest) -> TokenUsage:
+    return TokenUsage(input=sum(-(-len(text) // CHARS_PER_TOKEN) for text in req.inputs))
+
+
+# ---------------------------------------------------------------- OpenAI embeddings
+
+
+def openai_decode_request(body: dict[str, Any], stream: bool) -> EmbedRequest:
+    raw = body.get("input")
+    if isinstance(raw, str):
+        inputs = [raw]
+    elif isinstance(raw, list) and raw and all(isinstance(item, str) for item in raw):
+        inputs = list(raw)
+    elif isinstance(raw, list) and raw:
+        raise unsupported("input", "the destination", "token-id inputs cannot be re-tokenized for another model")
+    else:
+        raise invalid("input", "must be a string or a non-empty list of strings")
+    fmt = body.get("encoding_format")
+    if fmt not in (None, "float", "base64"):
+        raise invalid("encoding_format", "must be float or base64")
+    return EmbedRequest(inputs, int_or_none(body.get("dimensions")), fmt == "base64")
+
+
+def openai_encode_request(req: EmbedRequest, model: str, stream: bool, stream_usage: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": model, "input": req.inputs, "encoding_format": "float"}
+    if req.dimensions is not None:
+        body["dimensions"] = req.dimensions
+    return body
+
+
+def _vector(value: Any) -> list[float]:
+    if isinstance(value, str):
+        raw = base64.b64decode(value)
+        return list(struct.unpack(f"<{len(raw) // 4}f", raw))
+    return [float(x) for x in value or ()]
+
+
+def openai_decode_response(obj: dict[str, Any]) -> Embeddings:
+    data = sorted((d for d in obj.get("data") or () if isinstance(d, dict)), key=lambda d: as_int(d.get("index")))
+    usage = obj.get("usage")
+    tokens = TokenUsage(input=as_int(usage.get("prompt_tokens"))) if isinstance(usage, dict) else None
+    return Embeddings([_vector(d.get("embedding")) for d in data], tokens)
+
+
+def openai_encode_response(answer: Embeddings, req: EmbedRequest, model: str) -> dict[str, Any]:
+    def encoded(vector: list[float]) -> Any:
+        return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode() if req.base64 else vector
+
+    tokens = (answer.usage or _estimate(req)).input
+    return {
+        "object": "list",
+        "data": [{"object": "embedding", "index": i, "embedding": encoded(v)} for i, v in enumerate(answer.vectors)],
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+
+
+# ---------------------------------------------------------------- Gemini embedContent / batchEmbedContents
+
+
+def _content_text(content: Any, field: str) -> str:
+    if not isinstance(content, dict):
+        raise invalid(field, "must be a Content object")
+    texts = []
+    for j, part in enumerate(content.get("parts") or ()):
+        if not isinstance(part, dict) or "text" not in part:
+            raise unsupported(f"{field}.parts[{j}]", "the destination", "only text parts are embedded")
+        texts.append(str(part["text"]))
+    return "\n".join(texts)
+
+
+def gemini_decode_embed(body: dict[str, Any], stream: bool) -> EmbedRequest:
+    return EmbedRequest([_content_text(body.get("content"), "content")],
+                        int_or_none(body.get("outputDimensionality")))
+
+
+def gemini_decode_batch(body: dict[str, Any], stream: bool) -> EmbedRequest:
+    requests = body.get("requests")
+    if not isinstance(requests, list) or not requests:
+        raise invalid("requests", "must be a non-empty list")
+    dims = {int_or_none(r.get("outputDimensionality")) for r in requests if isinstance(r, dict)}
+    if len(dims) > 1:
+        raise unsupported("requests[].outputDimensionality", "the destination", "one dimension per call")
+    inputs = [_content_text(r.get("content") if isinstance(r, dict) else None, f"requests[{i}].content")
+              for i, r in enumerate(requests)]
+    return EmbedRequest(inputs, dims.pop() if dims else None)
+
+
+def gemini_encode_batch(req: EmbedRequest, model: str, stream: bool, stream_usage: bool) -> dict[str, Any]:
+    requests = []
+    for text in req.inputs:
+        item: dict[str, Any] = {"model": f"models/{model}", "content": {"parts": [{"text": text}]}}
+        if req.dimensions is not None:
+            item["outputDimensionality"] = req.dimensions
+        requests.append(item)
+    return {"requests": requests}
+
+
+def _gemini_usage(obj: dict[str, Any]) -> TokenUsage | None:
+    meta = obj.get("usageMetadata")
+    return TokenUsage(input=as_int(meta.get("promptTokenCount"))) if isinstance(meta, dict) else None
+
+
+def gemini_decode_batch_response(obj: dict[str, Any]) -> Embeddings:
+    vectors = [_vector(e.get("values")) for e in obj.get("embeddings") or () if isinstance(e, dict)]
+    return Embeddings(vectors, _gemini_usage(obj))
+
+
+def gemini_encode_embed_response(answer: Embeddings, req: EmbedRequest, model: str) -> dict[str, Any]:
+    return {"embedding": {"values": answer.vectors[0] if answer.vectors else []}}
+
+
+def gemini_encode_batch_response(answer: Embeddings, req: EmbedRequest, model: str) -> dict[str, Any]:
+    return {"embeddings": [{"values": v} for v in answer.vectors]}
