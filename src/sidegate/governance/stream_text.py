@@ -1,0 +1,147 @@
+"""Scanning one channel of streamed text (one choice, content block or output part) as deltas
+arrive, holding back only what a match still in progress could need.
+
+A delta is appended to the text not yet released; that text is scanned (with a few released
+characters before it as context for boundary checks) and cut where no later delta can change a
+finding before the cut:
+
+- a one-word detector (keys, tokens, e-mail and IP addresses) can only be in progress in the last
+  whitespace-free run, so that run is held (at most the longest such match);
+- a detector whose matches may hold spaces (card and phone numbers, IBANs, `password = "…"`, PEM
+  headers) is held only from where its anchor (a digit, a label, `-----BEGIN`) occurs within its
+  longest match of the end; policy regexes, which have no anchor, always hold their longest match.
+
+Findings before the cut are final: they are recorded, masked or blocked. So the text released is the
+text a whole-body scan would give, while each delta costs a scan of a bounded window: the work per
+delta does not grow with the length of the stream.
+
+A masked PEM private key header switches the channel to following its body: base64 lines are
+dropped (the header's <SECRET> stands for the whole block) up to the END line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import lru_cache
+
+from sidegate.governance.detectors import LOOKAHEAD, Finding, Scanner
+
+_CONTEXT = 32  # released characters kept for the lookbehinds of the next scan
+_WHITESPACE = (" ", "\n", "\t", "\r")
+_END_LINE_PREFIX = "-----END"
+_END_LINE_MAX = 64
+
+# Decides the findings that became final, in order: returns whether to mask each, or raises.
+Decide = Callable[[Finding], bool]
+
+
+@lru_cache(maxsize=16)
+def _follow_pattern(source: str) -> re.Pattern[str]:
+    return re.compile(source)
+
+
+class TextChannel:
+    __slots__ = ("context", "follow", "offset", "pending", "replacements")
+
+    def __init__(self) -> None:
+        self.pending = ""  # received, not yet released (original text)
+        self.context = ""  # the end of the released original text
+        self.offset = 0  # position of pending[0] in the channel's whole original text
+        self.replacements: list[tuple[int, int, str]] = []  # masked spans of the original text
+        self.follow: re.Pattern[str] | None = None
+
+    def push(self, scanner: Scanner, decide: Decide, delta: str, final: bool = False) -> str:
+        """Take a delta; return the text to send now (masked). `final` releases everything."""
+        buf = self.pending + delta
+        if self.follow is not None:
+            buf = self._follow(buf, final)
+            if self.follow is not None:
+                return ""
+        if not buf:
+            return ""
+        ctx = self.context
+        text = ctx + buf
+        base = len(ctx)
+        cut = len(text) if final else hold_from(scanner, text, base)
+        out: list[str] = []
+        at = base
+        for f in scanner.scan(text, base):
+            if f.start >= cut:
+                break
+            cut = max(cut, f.end)
+            if not decide(f):
+                continue
+            out.append(text[at:f.start])
+            out.append(f.alt.token)
+            self.replacements.append((self.offset + f.start - base, self.offset + f.end - base, f.alt.token))
+            at = f.end
+            if f.alt.follow is not None:
+                self.follow = _follow_pattern(f.alt.follow)
+                self.pending = text[f.end:]
+                self._release(text, base, f.end)
+                return "".join(out) + self.push(scanner, decide, "", final)
+        out.append(text[at:cut])
+        self.pending = text[cut:]
+        self._release(text, base, cut)
+        return "".join(out)
+
+    def _release(self, text: str, base: int, cut: int) -> None:
+        self.offset += cut - base
+        self.context = text[max(0, cut - _CONTEXT):cut]
+
+    def _follow(self, buf: str, final: bool) -> str:
+        """Drop the body of a masked PEM block; what comes after it is returned for scanning."""
+        assert self.follow is not None
+        m = self.follow.match(buf)
+        end = m.end() if m is not None else 0
+        rest = buf[end:]
+        # A complete END line is part of the match: one that starts the rest is still being written.
+        waiting = not final and (not rest or (len(rest) < _END_LINE_MAX and (
+            rest.startswith(_END_LINE_PREFIX) or _END_LINE_PREFIX.startswith(rest))))
+        if waiting:  # the body, or an END line still being written, may go on
+            self.pending = rest
+            self._drop(buf[:end])
+            return ""
+        self.follow = None
+        self.pending = ""
+        self._drop(buf[:end])
+        return rest
+
+    def _drop(self, dropped: str) -> None:
+        if not dropped:
+            return
+        start, end, token = self.replacements[-1]
+        self.replacements[-1] = (start, end + len(dropped), token)
+        self.offset += len(dropped)
+        self.context = (self.context + dropped)[-_CONTEXT:]
+
+    def patch(self, whole: str) -> str | None:
+        """The channel's whole original text (as an aggregating event repeats it) with the same masks;
+        None when it is shorter than what the channel saw (not the same text)."""
+        if not self.replacements:
+            return whole
+        if len(whole) < self.replacements[-1][1]:
+            return None
+        parts: list[str] = []
+        at = 0
+        for start, end, token in self.replacements:
+            parts.append(whole[at:start])
+            parts.append(token)
+            at = end
+        parts.append(whole[at:])
+        return "".join(parts)
+
+
+def hold_from(scanner: Scanner, text: str, base: int) -> int:
+    """Where to cut text: everything before can be decided now, whatever follows."""
+    n = len(text)
+    run_start = max(text.rfind(c) for c in _WHITESPACE) + 1
+    cut = max(run_start, n - scanner.token_window)
+    if scanner.unanchored_window:
+        cut = min(cut, n - scanner.unanchored_window - LOOKAHEAD)
+    if scanner.anchor is not None:
+        anchor = scanner.anchor.search(text, max(base, n - scanner.spaced_window))
+        if anchor is not None:
+            cut = min(cut, anchor.start())
+    return max(base, cut)
