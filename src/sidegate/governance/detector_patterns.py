@@ -108,6 +108,10 @@ def _generated(text: str) -> int:
     return len(text) if looks_generated(text) else 0
 
 
+def _generated_after_prefix(text: str) -> int:
+    return len(text) if looks_generated(text[text.index("_") + 1:]) else 0
+
+
 def _url_password(text: str) -> int:
     low = text.lower()
     if len(text) < 6 or any(p in low for p in ("pass", "secret", "pwd", *_PLACEHOLDERS)):
@@ -278,11 +282,6 @@ SECRETS: tuple[Detector, ...] = (
     Detector("azure_storage_key", SECRET, "A", r"ccountKey=(?P<v>[A-Za-z0-9+/]{86}==)"),
     _label("aws_secret_access_key", "aws", r"_?secret_?(?:access_?)?key" + _AWS_VALUE, _CI_LABELS),
     _label("aws_secret_access_key", "secret", r"_?access_?key" + _AWS_VALUE, _CI_LABELS),
-    _label("password_assignment", "secret", _QUOTED_VALUE, _CI_LABELS),
-    _label("password_assignment", "pass", r"(?:word|wd|phrase)" + _QUOTED_VALUE, _CI_LABELS),
-    _label("password_assignment", "api", r"[_-]?key" + _QUOTED_VALUE, _CI_LABELS),
-    _label("password_assignment", "access", r"_?token" + _QUOTED_VALUE, _CI_LABELS),
-    _label("password_assignment", "auth", r"_?token" + _QUOTED_VALUE, _CI_LABELS),
     Detector("gcp_service_account_key", SECRET, '"private_key_id',
              r'\\?"[ \t]{0,4}:[ \t]{0,4}\\?"(?P<v>[0-9a-f]{40})(?![0-9a-f])', spaced=True, anchor='"private_key_id'),
     Detector("azure_shared_access_key", SECRET, "S", r"haredAccessKey=(?P<v>[A-Za-z0-9+/]{43}=)"),
@@ -303,8 +302,7 @@ SECRETS: tuple[Detector, ...] = (
     Detector("slack_webhook", SECRET, re.escape("https://hooks.slack.com/"),
              r"(?:services|workflows|triggers)/[A-Za-z0-9_/]{20,120}"),
     _token("databricks_token", "dapi", r"[0-9a-f]{32}(?:-[0-9])?" + _END_ALNUM),
-    Detector("huggingface_token", SECRET, "hf_", before_lead(_WORD, 3) + r"(?P<v>[A-Za-z]{34})" + _END_ALNUM,
-             _generated),
+    _token("huggingface_token", "hf_", r"[A-Za-z]{34}" + _END_ALNUM, validate=_generated_after_prefix),
     _token("npm_token", "npm_", r"[A-Za-z0-9]{36}" + _END_ALNUM),
     _token("pypi_token", "pypi-AgEIcHlwaS5vcmc", r"[A-Za-z0-9_-]{50,300}" + _END_TOKEN),
     _token("google_oauth_client_secret", "GOCSPX-", r"[A-Za-z0-9_-]{28}" + _END_TOKEN),
@@ -314,6 +312,12 @@ SECRETS: tuple[Detector, ...] = (
              r"(?<![A-Za-z0-9+.-][\s\S])[A-Za-z0-9+.-]{0,19}://[^\s:/?#@\"'<>]{1,128}:"
              r"(?P<v>[^\s/?#@\"'<>]{3,128})@(?=[A-Za-z0-9\[])", _url_password,
              pivot="://", back="A-Za-z0-9+.-", back_max=20),
+    # last: where a known kind of key stands in quotes after a label, the finding names its kind
+    _label("password_assignment", "secret", _QUOTED_VALUE, _CI_LABELS),
+    _label("password_assignment", "pass", r"(?:word|wd|phrase)" + _QUOTED_VALUE, _CI_LABELS),
+    _label("password_assignment", "api", r"[_-]?key" + _QUOTED_VALUE, _CI_LABELS),
+    _label("password_assignment", "access", r"_?token" + _QUOTED_VALUE, _CI_LABELS),
+    _label("password_assignment", "auth", r"_?token" + _QUOTED_VALUE, _CI_LABELS),
 )
 
 # ---------------------------------------------------------------- personal data
