@@ -293,3 +293,13 @@ async def test_genai_sdk_reads_masked_streams(sdk_base: str) -> None:
     client = genai.Client(api_key="k", http_options=gtypes.HttpOptions(base_url=sdk_base))
     stream = await client.aio.models.generate_content_stream(model="m", contents="hi")
     assert "".join([c.text or "" async for c in stream]) == MASKED
+
+
+def test_text_in_the_chunk_that_finishes_keeps_its_order() -> None:
+    guard = active(PII_MASK).stream(apis.OPENAI_CHAT)
+    assert guard is not None
+    events = chat_events(completion(["Mail ", "bob@example.org"]))
+    last = orjson.loads(events[2][6:])
+    last["choices"][0]["finish_reason"] = "stop"  # some servers send the last text with the finish reason
+    events = [events[0], events[1], b"data: " + orjson.dumps(last) + b"\n\n", b"data: [DONE]\n\n"]
+    assert streamed_text(apis.OPENAI_CHAT, run(guard, events)) == "Mail <EMAIL_ADDRESS>"

@@ -143,8 +143,8 @@ class _Pass:
 class Scanner:
     """The detectors of (owner, detectors) pairs, compiled for whole texts or (`stream`) for streams."""
 
-    __slots__ = ("_clean", "alternatives", "anchor", "joinable", "passes", "spaced_window", "token_window",
-                 "unanchored_window")
+    __slots__ = ("_clean", "_lowered", "_pivoted", "_plain", "alternatives", "anchor", "joinable", "passes",
+                 "spaced_window", "token_window", "unanchored_window")
 
     def __init__(self, owned: Sequence[tuple[int, Sequence[Detector]]], *, stream: bool = False) -> None:
         owners: dict[Detector, list[int]] = {}
@@ -164,6 +164,9 @@ class Scanner:
                 groups.setdefault((d.lowered, d.lead), []).append(d)
         self.passes += [_lead_pass(lead, ds, owners, stream, lowered, ranks)
                         for (lowered, lead), ds in groups.items()]
+        self._plain = [p for p in self.passes if p.pivot is None and not p.lowered]
+        self._lowered = [p for p in self.passes if p.pivot is None and p.lowered]
+        self._pivoted = [p for p in self.passes if p.pivot is not None]
         self.alternatives = [a for p in self.passes for a in p.alternatives.values()]
         alts = self.alternatives
         self.token_window = max((a.width for a in alts if not a.spaced), default=0) + LOOKAHEAD
@@ -178,12 +181,22 @@ class Scanner:
         """Findings in text[pos:], in order and not overlapping (text before pos is context only)."""
         if len(text) <= pos:
             return []
-        low = lower(text) if any(p.lowered for p in self.passes) else text
         found: list[Finding] = []
-        for p in self.passes:
-            more = (_pivot_search(p, text, pos) if p.pivot is not None
-                    else _search(p, low if p.lowered else text, text, pos))
-            if more:
+        # Each pass is tried with one search first: most find nothing, and cost no more than that.
+        for p in self._plain:
+            m = p.pattern.search(text, pos)
+            if m is not None and (more := _search(p, m, text, text, pos)):
+                found = _merge(found, more) if found else more
+        if self._lowered:
+            low = lower(text)
+            for p in self._lowered:
+                m = p.pattern.search(low, pos)
+                if m is not None and (more := _search(p, m, low, text, pos)):
+                    found = _merge(found, more) if found else more
+        for p in self._pivoted:
+            assert p.pivot is not None
+            hit = p.pivot.search(text, pos)
+            if hit is not None and (more := _pivot_search(p, hit, text, pos)):
                 found = _merge(found, more) if found else more
         return found
 
@@ -262,10 +275,10 @@ def _accept(alt: Alternative, m: re.Match[str], text: str) -> tuple[int, int] | 
     return start, end
 
 
-def _search(p: _Pass, haystack: str, text: str, pos: int) -> list[Finding]:
+def _search(p: _Pass, first: re.Match[str], haystack: str, text: str, pos: int) -> list[Finding]:
     found: list[Finding] = []
     search = p.pattern.search
-    m = search(haystack, pos)
+    m: re.Match[str] | None = first
     while m is not None:
         alt = p.alternatives[m.lastindex or 0]
         span = _accept(alt, m, text)
@@ -277,12 +290,12 @@ def _search(p: _Pass, haystack: str, text: str, pos: int) -> list[Finding]:
     return found
 
 
-def _pivot_search(p: _Pass, text: str, pos: int) -> list[Finding]:
+def _pivot_search(p: _Pass, first_hit: re.Match[str], text: str, pos: int) -> list[Finding]:
     assert p.pivot is not None
     found: list[Finding] = []
     alt = next(iter(p.alternatives.values()))
     back, first, match = p.back, p.first, p.pattern.match
-    hit = p.pivot.search(text, pos)
+    hit: re.Match[str] | None = first_hit
     while hit is not None:
         at = hit.start()
         start, floor = at, max(pos, at - p.back_max)

@@ -170,12 +170,14 @@ def _chat(guard: StreamGuard, ev: Event, obj: dict[str, Any]) -> list[bytes] | N
         delta = choice.get("delta")
         content = delta.get("content") if isinstance(delta, dict) else None
         if isinstance(content, str) and content:
+            assert isinstance(delta, dict)
             released = guard.push(key, content, ev.event, obj)
+            if choice.get("finish_reason"):  # the channel ends in this chunk: its text goes with it
+                released += guard.flush(key)
             if released != content:
-                assert isinstance(delta, dict)
                 delta["content"] = released
                 changed = True
-        if choice.get("finish_reason"):
+        elif choice.get("finish_reason"):
             before += guard.flush_all([key])
     return guard.emit(ev, obj, before, changed)
 
