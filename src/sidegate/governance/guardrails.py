@@ -85,15 +85,15 @@ class _PhasePlan:
 
     __slots__ = ("_stream_scanner", "guardrails", "scanner")
 
-    def __init__(self, guardrails: Sequence[CompiledGuardrail]) -> None:
+    def __init__(self, guardrails: Sequence[CompiledGuardrail], streams: bool) -> None:
         self.guardrails = tuple(guardrails)
-        self.scanner = Scanner([(i, g.detectors) for i, g in enumerate(self.guardrails)])
-        self._stream_scanner: Scanner | None = None
+        owned = [(i, g.detectors) for i, g in enumerate(self.guardrails)]
+        self.scanner = Scanner(owned)
+        self._stream_scanner = Scanner(owned, stream=True) if streams else None
 
     @property
     def stream_scanner(self) -> Scanner:
-        if self._stream_scanner is None:
-            self._stream_scanner = Scanner([(i, g.detectors) for i, g in enumerate(self.guardrails)], stream=True)
+        assert self._stream_scanner is not None, "only output guardrails scan streams"
         return self._stream_scanner
 
 
@@ -103,8 +103,8 @@ class _Plan:
     def __init__(self, applicable: Sequence[CompiledGuardrail]) -> None:
         ins = [g for g in applicable if "input" in g.phases]
         outs = [g for g in applicable if "output" in g.phases]
-        self.input = _PhasePlan(ins) if ins else None
-        self.output = _PhasePlan(outs) if outs else None
+        self.input = _PhasePlan(ins, streams=False) if ins else None
+        self.output = _PhasePlan(outs, streams=True) if outs else None
 
 
 class Guardrails:
