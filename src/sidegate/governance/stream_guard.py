@@ -242,6 +242,8 @@ def _responses(guard: StreamGuard, ev: Event, obj: dict[str, Any]) -> list[bytes
 def _responses_flush(guard: StreamGuard, key: Key, text: str, event: str | None,
                      template: dict[str, Any]) -> bytes:
     obj = {**template, "delta": text}
+    if "logprobs" in template:
+        obj["logprobs"] = []
     if "sequence_number" in template:
         obj["sequence_number"] = guard.next_sequence_number()
     return encode(event, obj)
