@@ -249,5 +249,6 @@ async def test_upstream_errors_reach_each_sdk_as_its_own_exception(fake_upstream
             await claude(base).messages.create(model="m", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
         with pytest.raises(anthropic.BadRequestError) as bad:
             await claude(base).messages.create(model="m", max_tokens=5, messages=[{"role": "user", "content": "hi"}],
-                                               tools=[{"type": "web_search_20250305", "name": "web_search"}])
-        assert "tools[0]" in str(bad.value)
+                                               tools=[{"type": "web_search_20250305", "name": "web_search"}],
+                                               tool_choice={"type": "tool", "name": "web_search"})
+        assert "tool_choice" in str(bad.value)

@@ -279,16 +279,16 @@ REFUSALS = [
         {"type": "file", "file": {"file_id": "file-abc"}}]}]}, "messages[0].content[0].file.file_id"),
     (apis.OPENAI_CHAT, apis.ANTHROPIC_MESSAGES, {"messages": [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": "data:image/bmp;base64,Qk0="}}]}]}, "messages[0].parts[0]"),
-    (apis.ANTHROPIC_MESSAGES, apis.OPENAI_CHAT,
-     {"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools[0]"),
+    (apis.ANTHROPIC_MESSAGES, apis.OPENAI_CHAT, {"tools": [{"type": "web_search_20250305", "name": "web_search"}],
+                                                 "tool_choice": {"type": "tool", "name": "web_search"}}, "tool_choice"),
     (apis.ANTHROPIC_MESSAGES, apis.OPENAI_CHAT, {"mcp_servers": [{"type": "url", "url": "https://x"}]},
      "mcp_servers"),
-    (apis.GEMINI_GENERATE, apis.OPENAI_CHAT, {"tools": [{"googleSearch": {}}]}, "tools[0].googleSearch"),
     (apis.GEMINI_GENERATE, apis.ANTHROPIC_MESSAGES, {"cachedContent": "cachedContents/abc"}, "cachedContent"),
     (apis.GEMINI_GENERATE, apis.OPENAI_CHAT, {"generationConfig": {"candidateCount": 2}},
      "generationConfig.candidateCount"),
     (apis.OPENAI_RESPONSES, apis.OPENAI_CHAT, {"previous_response_id": "resp_1"}, "previous_response_id"),
-    (apis.OPENAI_RESPONSES, apis.ANTHROPIC_MESSAGES, {"tools": [{"type": "web_search"}]}, "tools[0]"),
+    (apis.OPENAI_RESPONSES, apis.ANTHROPIC_MESSAGES,
+     {"tools": [{"type": "web_search"}], "tool_choice": {"type": "function", "name": "web"}}, "tool_choice"),
     (apis.OPENAI_RESPONSES, apis.OPENAI_CHAT, {"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0]"),
     (apis.OPENAI_RESPONSES, apis.GEMINI_GENERATE, {"input": [{"role": "user", "content": [
         {"type": "input_file", "file_id": "file-1"}]}]}, "input[0].content[0].file_id"),
@@ -306,6 +306,47 @@ def test_untranslatable_fields_are_a_400_naming_them(caller: str, dest: str, ext
         translate(caller, dest, {**BASES[caller], **extra})
     assert caught.value.status == 400 and caught.value.param == field
     assert field in caught.value.message
+
+
+HOSTED = [
+    (apis.OPENAI_RESPONSES, {"tools": [{"type": "web_search", "external_web_access": True}, fx.SHELL_TOOL]},
+     ["tools[0]"]),
+    (apis.ANTHROPIC_MESSAGES, {"tools": [{"type": "web_search_20250305", "name": "web_search"},
+                                         {"type": "bash_20250124", "name": "bash"}]}, ["tools[0]", "tools[1]"]),
+    (apis.GEMINI_GENERATE, {"tools": [{"googleSearch": {}, "functionDeclarations": [{"name": "f"}]},
+                                      {"codeExecution": {}}]}, ["tools[0].googleSearch", "tools[1].codeExecution"]),
+]
+
+
+@pytest.mark.parametrize(("caller", "extra", "dropped"), HOSTED, ids=[h[0] for h in HOSTED])
+def test_hosted_tools_are_left_out_and_listed(caller: str, extra: dict[str, Any], dropped: list[str]) -> None:
+    for dest in DESTS[caller]:
+        t = Translation(caller, dest, "m", "d", False)
+        body = t.request({**BASES[caller], **extra})
+        assert CHECKERS[dest](body) == [] and t.dropped == dropped
+
+
+def test_codex_namespaced_tools_are_flattened_and_come_back_namespaced() -> None:
+    namespace = {"type": "namespace", "name": "multi_agent_v1", "description": "Sub-agents", "tools": [
+        {"type": "function", "name": "close_agent", "description": "Close one", "strict": False,
+         "parameters": {"type": "object", "properties": {"target": {"type": "string"}}}}]}
+    history = [{"type": "function_call", "call_id": "c1", "name": "close_agent", "namespace": "multi_agent_v1",
+                "arguments": '{"target":"a1"}'},
+               {"type": "function_call_output", "call_id": "c1", "output": "closed"}]
+    t = Translation(apis.OPENAI_RESPONSES, apis.OPENAI_CHAT, "m", "d", False)
+    body = t.request({"model": "m", "input": [{"role": "user", "content": "go"}, *history],
+                      "tools": [fx.SHELL_TOOL, namespace]})
+    assert [tool["function"]["name"] for tool in body["tools"]] == ["shell", "multi_agent_v1__close_agent"]
+    assert body["messages"][1]["tool_calls"][0]["function"]["name"] == "multi_agent_v1__close_agent"
+    answer = {"id": "x", "object": "chat.completion", "created": 1, "model": "d", "choices": [{
+        "index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c2", "type": "function",
+             "function": {"name": "multi_agent_v1__close_agent", "arguments": '{"target":"a2"}'}}]}}]}
+    _, out = t.response(200, answer)
+    from openai.types.responses import Response
+
+    call = Response.model_validate(out).output[0]
+    assert (call.type, call.name, call.namespace) == ("function_call", "close_agent", "multi_agent_v1")  # type: ignore[union-attr]
 
 
 def test_advisory_fields_are_accepted() -> None:

@@ -140,11 +140,14 @@ def _blocks(content: Any, field: str, names: dict[str, str]) -> list[Part]:
     return parts
 
 
-def _tools(raw: Any) -> list[Tool]:
+def _tools(raw: Any, dropped: list[str]) -> list[Tool]:
+    """Custom (client) tools. Anthropic's own tools (web search, code execution, bash, text editor,
+    computer use…) have schemas and runtimes only Anthropic knows: left out, listed in `dropped`."""
     tools = []
     for i, tool in enumerate(raw or ()):
         if not isinstance(tool, dict) or tool.get("type") not in (None, "custom") or "input_schema" not in tool:
-            raise unsupported(f"tools[{i}]", "the destination", "only custom (client) tools translate")
+            dropped.append(f"tools[{i}]")
+            continue
         tools.append(Tool(str(tool.get("name")), tool.get("description"), tool.get("input_schema") or {},
                           tool.get("strict") if isinstance(tool.get("strict"), bool) else None))
     return tools
@@ -198,12 +201,13 @@ def decode_request(body: dict[str, Any]) -> Request:
             raise invalid(f"messages[{i}].role", "must be user, assistant or system")
         messages.append(Message(role, _blocks(msg.get("content"), f"messages[{i}].content", names)))
     choice, parallel = _tool_choice(body.get("tool_choice"))
+    dropped: list[str] = []
     metadata = body.get("metadata")
     stop = body.get("stop_sequences")
     return Request(
         messages=messages,
         system=_block_texts(body.get("system"), "system"),
-        tools=_tools(body.get("tools")),
+        tools=_tools(body.get("tools"), dropped),
         tool_choice=choice,
         parallel_tool_calls=parallel,
         max_tokens=int_or_none(body.get("max_tokens")),
@@ -215,6 +219,7 @@ def decode_request(body: dict[str, Any]) -> Request:
         reasoning=_reasoning(body),
         user=metadata.get("user_id") if isinstance(metadata, dict) else None,
         stream=body.get("stream") is True,
+        dropped=dropped,
     )
 
 

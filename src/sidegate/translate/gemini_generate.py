@@ -47,8 +47,6 @@ FAMILY = "gemini"
 MAX_THINKING_BUDGET = 24576
 SKIP_SIGNATURE = "skip_thought_signature_validator"  # Google's placeholder for calls from elsewhere
 ADVISORY = frozenset({"safetySettings", "labels"})
-_REFUSED_TOOLS = ("googleSearch", "googleSearchRetrieval", "codeExecution", "urlContext", "retrieval",
-                  "fileSearch", "computerUse", "googleMaps", "enterpriseWebSearch")
 
 
 def _signature(value: Any) -> tuple[str | None, str | None]:
@@ -124,12 +122,14 @@ def _texts(content: Any) -> list[Text]:
     return [Text(str(p.get("text") or "")) for p in content.get("parts") or () if isinstance(p, dict) and "text" in p]
 
 
-def _tools(raw: Any) -> list[Tool]:
+def _tools(raw: Any, dropped: list[str]) -> list[Tool]:
+    """Function declarations. Tools Google runs (search, code execution, URL context…) cannot be
+    offered by another provider: left out, listed in `dropped`."""
     tools = []
     for i, tool in enumerate(raw or ()):
-        for key in _REFUSED_TOOLS:
-            if isinstance(tool, dict) and key in tool:
-                raise unsupported(f"tools[{i}].{key}", "the destination", "a tool Google runs")
+        if not isinstance(tool, dict):
+            raise invalid(f"tools[{i}]", "must be an object")
+        dropped.extend(f"tools[{i}].{key}" for key in tool if key != "functionDeclarations")
         for j, decl in enumerate(tool.get("functionDeclarations") or ()):
             if not isinstance(decl, dict) or not decl.get("name"):
                 raise invalid(f"tools[{i}].functionDeclarations[{j}]", "needs a name")
@@ -209,7 +209,8 @@ def decode_request(body: dict[str, Any], stream: bool) -> Request:
     config = body.get("generationConfig") if isinstance(body.get("generationConfig"), dict) else {}
     assert isinstance(config, dict)
     _check_generation(config)
-    tools = _tools(body.get("tools"))
+    dropped: list[str] = []
+    tools = _tools(body.get("tools"), dropped)
     stop = config.get("stopSequences")
     return Request(
         messages=messages,
@@ -227,6 +228,7 @@ def decode_request(body: dict[str, Any], stream: bool) -> Request:
         presence_penalty=number_or_none(config.get("presencePenalty")),
         frequency_penalty=number_or_none(config.get("frequencyPenalty")),
         stream=stream,
+        dropped=dropped,
     )
 
 

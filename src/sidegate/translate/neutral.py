@@ -145,6 +145,7 @@ class Request:
     stream: bool = False
     stream_usage: bool = False  # an OpenAI chat caller asked for the usage chunk
     echo: dict[str, object] = field(default_factory=dict)  # request fields the caller's answer repeats
+    dropped: list[str] = field(default_factory=list)  # advisory things not sent on, by field path
 
 
 @dataclass(slots=True)

@@ -7,9 +7,11 @@ tools such as Codex's apply_patch; elsewhere they become a function with one str
 `reasoning` items, whose summary text is the thinking and whose `encrypted_content` gives back a
 signature sidegate carried for the destination (see `carry`; OpenAI's own encrypted reasoning means
 nothing to another provider and is dropped). Server-side state (`previous_response_id`,
-`conversation`, stored prompts, item references) and hosted tools cannot be reached from another
-provider: a 400 names them. `store`, `include`, `truncation`, `metadata`, `prompt_cache_key`,
-`service_tier`, `text.verbosity` and `reasoning.summary` are advisory.
+`conversation`, stored prompts, item references) cannot be reached from another provider: a 400
+names them. Hosted tools (web search…) offered are left out (see `_tools`); tools grouped in a
+`namespace` are offered flat as `namespace__name` and their calls come back namespaced. `store`,
+`include`, `truncation`, `metadata`, `prompt_cache_key`, `service_tier`, `client_metadata`,
+`text.verbosity` and `reasoning.summary` are advisory.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from sidegate.translate.neutral import (
     ToolChoice,
     ToolResult,
 )
-from sidegate.translate.schema import custom_tool_schema
+from sidegate.translate.schema import NAMESPACE_SEP, custom_tool_schema
 from sidegate.translate.wire import int_or_none, number_or_none, str_or
 
 ADVISORY = frozenset({"store", "include", "truncation", "metadata", "prompt_cache_key", "prompt_cache_retention",
@@ -128,6 +130,8 @@ class _Decoder:
         elif kind in ("function_call", "custom_tool_call"):
             call_id = str_or(item.get("call_id"), str_or(item.get("id"), ""))
             name = str(item.get("name") or "")
+            if isinstance(item.get("namespace"), str) and item["namespace"]:
+                name = namespaced(item["namespace"], name)
             self.names[call_id] = name
             custom = kind == "custom_tool_call"
             args = orjson.dumps({"input": str(item.get("input") or "")}).decode() if custom else str(
@@ -162,18 +166,36 @@ class _Decoder:
             raise invalid(f"{field}.role", f"unknown role {role!r}")
 
 
-def _tools(raw: Any) -> list[Tool]:
+def namespaced(namespace: str, name: str) -> str:
+    """The one flat name a namespaced tool gets where tools have no namespaces."""
+    return f"{namespace}{NAMESPACE_SEP}{name}"
+
+
+def _tool(tool: dict[str, Any], namespace: str | None) -> Tool:
+    name = str(tool.get("name"))
+    flat = namespaced(namespace, name) if namespace else name
+    if tool.get("type") == "custom":
+        description = tool.get("description")
+        return Tool(flat, description, custom_tool_schema(description), custom=True)
+    return Tool(flat, tool.get("description"), tool.get("parameters") or {},
+                tool.get("strict") if isinstance(tool.get("strict"), bool) else None)
+
+
+def _tools(raw: Any, dropped: list[str]) -> list[Tool]:
+    """Function and custom tools, namespaced ones flattened (`namespace__name`). Hosted tools
+    (web search, file search, code interpreter…) run inside OpenAI: another provider cannot offer
+    them, so they are left out and listed in `dropped` (forcing one with tool_choice is a 400)."""
     tools = []
     for i, tool in enumerate(raw or ()):
         kind = tool.get("type") if isinstance(tool, dict) else None
-        if kind == "function":
-            tools.append(Tool(str(tool.get("name")), tool.get("description"), tool.get("parameters") or {},
-                              tool.get("strict") if isinstance(tool.get("strict"), bool) else None))
-        elif kind == "custom":
-            description = tool.get("description")
-            tools.append(Tool(str(tool.get("name")), description, custom_tool_schema(description), custom=True))
+        if kind in ("function", "custom"):
+            tools.append(_tool(tool, None))
+        elif kind == "namespace":
+            namespace = str(tool.get("name"))
+            tools.extend(_tool(inner, namespace) for inner in tool.get("tools") or () if isinstance(inner, dict)
+                         and inner.get("type") in ("function", "custom"))
         else:
-            raise unsupported(f"tools[{i}]", "the destination", f"hosted tool type {kind!r}")
+            dropped.append(f"tools[{i}]")
     return tools
 
 
@@ -183,7 +205,9 @@ def _tool_choice(raw: Any) -> ToolChoice | None:
     if raw in ("auto", "none", "required"):
         return ToolChoice(raw)
     if isinstance(raw, dict) and raw.get("type") in ("function", "custom") and raw.get("name"):
-        return ToolChoice("tool", str(raw["name"]))
+        namespace = raw.get("namespace")
+        name = str(raw["name"])
+        return ToolChoice("tool", namespaced(namespace, name) if isinstance(namespace, str) and namespace else name)
     raise unsupported("tool_choice", "the destination", "only auto, none, required or one function translate")
 
 
@@ -217,10 +241,11 @@ def decode_request(body: dict[str, Any], stream: bool) -> Request:
     effort = (body.get("reasoning") or {}).get("effort") if isinstance(body.get("reasoning"), dict) else None
     reasoning = Reasoning(enabled=effort != "none", effort=None if effort == "none" else effort) if isinstance(
         effort, str) else None
+    dropped: list[str] = []
     return Request(
         messages=decoder.messages,
         system=decoder.system,
-        tools=_tools(body.get("tools")),
+        tools=_tools(body.get("tools"), dropped),
         tool_choice=_tool_choice(body.get("tool_choice")),
         parallel_tool_calls=body.get("parallel_tool_calls") if isinstance(body.get("parallel_tool_calls"), bool)
         else None,
@@ -232,4 +257,5 @@ def decode_request(body: dict[str, Any], stream: bool) -> Request:
         user=body.get("safety_identifier") or body.get("user"),
         stream=body.get("stream") is True,
         echo={key: body[key] for key in ECHOED if key in body},
+        dropped=dropped,
     )

@@ -19,7 +19,7 @@ from sidegate.translate import carry
 from sidegate.translate import errors as e
 from sidegate.translate import neutral as n
 from sidegate.translate.openai_chat_reply import error_object as chat_error_object
-from sidegate.translate.schema import CUSTOM_INPUT
+from sidegate.translate.schema import CUSTOM_INPUT, NAMESPACE_SEP
 from sidegate.translate.wire import new_id
 
 INCOMPLETE = {n.LENGTH: "max_output_tokens", n.CONTENT_FILTER: "content_filter"}
@@ -66,6 +66,19 @@ def custom_names(req: n.Request) -> frozenset[str]:
     return frozenset(tool.name for tool in req.tools if tool.custom)
 
 
+def namespaces(req: n.Request) -> dict[str, tuple[str, str]]:
+    """Flat tool name → (namespace, name), for the namespaced tools the caller offered."""
+    out: dict[str, tuple[str, str]] = {}
+    tools = req.echo.get("tools")
+    for tool in tools if isinstance(tools, list) else ():
+        if isinstance(tool, dict) and tool.get("type") == "namespace":
+            space = str(tool.get("name"))
+            for inner in tool.get("tools") or ():
+                if isinstance(inner, dict):
+                    out[f"{space}{NAMESPACE_SEP}{inner.get('name')}"] = (space, str(inner.get("name")))
+    return out
+
+
 def custom_input(arguments: str) -> str:
     try:
         value = orjson.loads(arguments)
@@ -89,16 +102,21 @@ def message_item(item_id: str, text: str, status: str = "completed") -> dict[str
     return {"id": item_id, "type": "message", "status": status, "role": "assistant", "content": content}
 
 
-def call_item(item_id: str, call_id: str, name: str, arguments: str, custom: bool,
-              status: str = "completed") -> dict[str, Any]:
+def call_item(item_id: str, call_id: str, name: str, arguments: str, custom: bool, status: str = "completed",
+              namespace: tuple[str, str] | None = None) -> dict[str, Any]:
     if custom:
-        return {"id": item_id, "type": "custom_tool_call", "call_id": call_id, "name": name,
+        item = {"id": item_id, "type": "custom_tool_call", "call_id": call_id, "name": name,
                 "input": custom_input(arguments) if status == "completed" else ""}
-    return {"id": item_id, "type": "function_call", "status": status, "call_id": call_id, "name": name,
-            "arguments": arguments if status == "completed" else ""}
+    else:
+        item = {"id": item_id, "type": "function_call", "status": status, "call_id": call_id, "name": name,
+                "arguments": arguments if status == "completed" else ""}
+    if namespace is not None:
+        item["namespace"], item["name"] = namespace
+    return item
 
 
-def output_items(parts: list[n.Part], customs: frozenset[str]) -> list[dict[str, Any]]:
+def output_items(parts: list[n.Part], customs: frozenset[str],
+                 spaces: dict[str, tuple[str, str]]) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     text: list[str] = []
 
@@ -115,7 +133,8 @@ def output_items(parts: list[n.Part], customs: frozenset[str]) -> list[dict[str,
         if isinstance(part, n.Thinking):
             items.append(reasoning_item(new_id("rs_"), part.text, part.origin, part.signature))
         elif isinstance(part, n.ToolCall):
-            items.append(call_item(new_id("fc_"), part.id, part.name, part.arguments, part.name in customs))
+            items.append(call_item(new_id("fc_"), part.id, part.name, part.arguments, part.name in customs,
+                                   namespace=spaces.get(part.name)))
     flush()
     return items
 
@@ -123,8 +142,8 @@ def output_items(parts: list[n.Part], customs: frozenset[str]) -> list[dict[str,
 def encode_response(resp: n.Response, req: n.Request, model: str) -> dict[str, Any]:
     obj = skeleton(req, response_id(resp.id), resp.created, model)
     status, details = status_of(resp.finish)
-    obj.update(status=status, incomplete_details=details, output=output_items(resp.parts, custom_names(req)),
-               usage=usage_out(resp.usage))
+    output = output_items(resp.parts, custom_names(req), namespaces(req))
+    obj.update(status=status, incomplete_details=details, output=output, usage=usage_out(resp.usage))
     return obj
 
 

@@ -24,6 +24,7 @@ from sidegate.translate.openai_responses_reply import (
     custom_names,
     failure,
     message_item,
+    namespaces,
     reasoning_item,
     response_id,
     skeleton,
@@ -48,12 +49,13 @@ class _Item:
 
 
 class ResponsesStreamEncoder:
-    __slots__ = ("_calls", "_current", "_customs", "_ended", "_finish", "_items", "_response", "_seq", "_started",
-                 "_usage")
+    __slots__ = ("_calls", "_current", "_customs", "_ended", "_finish", "_items", "_response", "_seq", "_spaces",
+                 "_started", "_usage")
 
     def __init__(self, req: n.Request, model: str) -> None:
         self._response = skeleton(req, response_id(new_id("", 40)), now(), model)
         self._customs = custom_names(req)
+        self._spaces = namespaces(req)
         self._seq = 0
         self._items: list[dict[str, Any]] = []  # finished output items, by output_index
         self._current: _Item | None = None  # the open reasoning or message item
@@ -118,7 +120,8 @@ class ResponsesStreamEncoder:
             state = _Item("call", len(self._items), new_id("ctc_" if custom else "fc_"), call_id=ev.id,
                           name=ev.name, custom=custom)
             self._calls[ev.index] = state
-            out.append(self._open(call_item(state.id, ev.id, ev.name, "", custom, "in_progress"), state))
+            item = call_item(state.id, ev.id, ev.name, "", custom, "in_progress", self._spaces.get(ev.name))
+            out.append(self._open(item, state))
         elif isinstance(ev, n.Finish):
             self._finish = ev.reason
             out += self._close_all()
@@ -198,7 +201,9 @@ class ResponsesStreamEncoder:
             else:
                 out.append(self._event("response.function_call_arguments.done", **where, arguments=arguments,
                                        name=state.name))
-            out.append(self._done(state, call_item(state.id, state.call_id, state.name, arguments, state.custom)))
+            item = call_item(state.id, state.call_id, state.name, arguments, state.custom,
+                             namespace=self._spaces.get(state.name))
+            out.append(self._done(state, item))
         self._calls.clear()
         return out
 

@@ -8,6 +8,8 @@ from typing import Any
 # A Responses `custom` tool takes free text. Where only JSON-argument tools exist it becomes a
 # function with this one string field, and its calls are turned back into custom calls.
 CUSTOM_INPUT = "input"
+# A Responses `namespace` groups tools; elsewhere each becomes one flat tool named namespace__name.
+NAMESPACE_SEP = "__"
 
 
 def custom_tool_schema(description: str | None) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from sidegate.ingress.base import TokenUsage
 from sidegate.translate import neutral as n
 from sidegate.translate.codec import Codec, StreamDecoder, StreamEncoder
 from sidegate.translate.count_tokens import estimate
-from sidegate.translate.errors import TranslationError
+from sidegate.translate.errors import TranslationError, unsupported
 from sidegate.translate.registry import CODECS, ESTIMATE
 
 
@@ -74,6 +74,12 @@ class Translation:
         self.usage: TokenUsage | None = None
 
     @property
+    def dropped(self) -> list[str]:
+        """What of the caller's request was accepted but not sent on (advisory; hosted tools the
+        destination does not have), by field path: for the record, e.g. a log line or a header."""
+        return list(getattr(self.neutral, "dropped", None) or ())
+
+    @property
     def local(self) -> bool:
         """True when sidegate answers itself (a token count estimated): call `answer_locally`."""
         return self.dest is None
@@ -88,6 +94,10 @@ class Translation:
         destinations the model and the streaming choice go in the URL, see `dest_stream`).
         Raises TranslationError (400, naming the field) for what the destination cannot express."""
         self.neutral = self.caller.decode_request(body, self.streaming)  # type: ignore[misc]
+        choice = getattr(self.neutral, "tool_choice", None)
+        if choice is not None and choice.mode == "tool" and choice.name not in {t.name for t in self.neutral.tools}:
+            raise unsupported("tool_choice", self.dest_api, f"it forces {choice.name!r}, a tool that is not offered "
+                                                            "there (hosted tools stay with their provider)")
         if self.dest is None:
             return {}
         assert self.dest.encode_request is not None
