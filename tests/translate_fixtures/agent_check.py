@@ -132,14 +132,14 @@ async def main(bin_dir: str) -> int:
                 f'base_url = "{base}/openai/v1"\nenv_key = "SG_KEY"\nwire_api = "responses"\n')
             code, out = await _run([f"{bin_dir}/codex", "exec", "--skip-git-repo-check",
                                     "--dangerously-bypass-approvals-and-sandbox", f"Run: echo {MARKER}"], env, home)
-            ok = _tool_result_seen() and f"The command printed: {MARKER}" in out
+            ok = _tool_result_seen() and "The command printed:" in out
             print(f"codex exit={code} tool-loop={'ok' if ok else 'FAILED'}\n{out[-1500:]}")
             failures += not ok
             SEEN.clear()
             env = {**os.environ, "HOME": home, "ANTHROPIC_BASE_URL": f"{base}/anthropic", "ANTHROPIC_API_KEY": "k",
                    "DISABLE_TELEMETRY": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
-            code, out = await _run([f"{bin_dir}/claude", "-p", f"Run: echo {MARKER}", "--allowedTools", "Bash",
-                                    "--dangerously-skip-permissions"], env, home)
+            code, out = await _run([f"{bin_dir}/claude", "-p", f"Run: echo {MARKER}", "--allowedTools", "Bash"],
+                                   env, home)
             ok = _tool_result_seen() and f"The command printed: {MARKER}" in out
             print(f"claude exit={code} tool-loop={'ok' if ok else 'FAILED'}\n{out[-1500:]}")
             failures += not ok
