@@ -356,3 +356,24 @@ def test_advisory_fields_are_accepted() -> None:
     body = {**BASES[apis.ANTHROPIC_MESSAGES], "service_tier": "auto", "cache_control": {"type": "ephemeral"},
             "context_management": {"edits": []}, "future_field_2027": {"x": 1}}
     assert openai_chat_problems(translate(apis.ANTHROPIC_MESSAGES, apis.OPENAI_CHAT, body)) == []
+
+
+ADVISORY_CODECS = [
+    (apis.OPENAI_CHAT, "sidegate.translate.openai_chat"),
+    (apis.OPENAI_RESPONSES, "sidegate.translate.openai_responses"),
+    (apis.ANTHROPIC_MESSAGES, "sidegate.translate.anthropic_messages"),
+    (apis.GEMINI_GENERATE, "sidegate.translate.gemini_generate"),
+]
+
+
+@pytest.mark.parametrize(("caller", "module"), ADVISORY_CODECS, ids=[c for c, _ in ADVISORY_CODECS])
+def test_every_documented_advisory_field_is_accepted_and_not_sent(caller: str, module: str) -> None:
+    import importlib
+
+    advisory = importlib.import_module(module).ADVISORY
+    body = {**BASES[caller], **{key: {"any": "value"} for key in advisory}}
+    for dest in DESTS[caller]:
+        out = translate(caller, dest, body)
+        assert CHECKERS[dest](out) == []
+        sent = orjson.dumps(out).decode()
+        assert '"any"' not in sent

@@ -40,7 +40,7 @@ from sidegate.translate.neutral import (
     budget_for,
 )
 from sidegate.translate.schema import custom_tool_schema, object_schema
-from sidegate.translate.wire import args_object, int_or_none, number_or_none, safe_tool_id
+from sidegate.translate.wire import args_object, int_or_none, number_or_none, safe_tool_id, str_or
 
 API = apis.ANTHROPIC_MESSAGES
 FAMILY = "anthropic"
@@ -217,7 +217,7 @@ def decode_request(body: dict[str, Any]) -> Request:
         stop=[s for s in stop or () if isinstance(s, str)] if isinstance(stop, list) else [],
         response_format=_format(body),
         reasoning=_reasoning(body),
-        user=metadata.get("user_id") if isinstance(metadata, dict) else None,
+        user=str_or(metadata.get("user_id"), "") or None if isinstance(metadata, dict) else None,
         stream=body.get("stream") is True,
         dropped=dropped,
     )

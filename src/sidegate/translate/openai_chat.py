@@ -33,7 +33,7 @@ from sidegate.translate.neutral import (
     joined,
 )
 from sidegate.translate.schema import custom_tool_schema
-from sidegate.translate.wire import int_or_none, number_or_none
+from sidegate.translate.wire import int_or_none, number_or_none, str_or
 
 API = apis.OPENAI_CHAT
 
@@ -218,7 +218,7 @@ def decode_request(body: dict[str, Any]) -> Request:
         seed=int_or_none(body.get("seed")),
         presence_penalty=number_or_none(body.get("presence_penalty")),
         frequency_penalty=number_or_none(body.get("frequency_penalty")),
-        user=body.get("safety_identifier") or body.get("user"),
+        user=str_or(body.get("safety_identifier"), "") or str_or(body.get("user"), "") or None,
         stream=body.get("stream") is True,
         stream_usage=isinstance(options, dict) and options.get("include_usage") is True,
     )

@@ -41,8 +41,8 @@ from sidegate.translate.schema import NAMESPACE_SEP, custom_tool_schema
 from sidegate.translate.wire import int_or_none, number_or_none, str_or
 
 ADVISORY = frozenset({"store", "include", "truncation", "metadata", "prompt_cache_key", "prompt_cache_retention",
-                      "prompt_cache_options", "service_tier", "stream_options", "safety_identifier", "user",
-                      "moderation", "access_programs", "context_management", "image", "background_options"})
+                      "prompt_cache_options", "service_tier", "stream_options", "client_metadata", "moderation",
+                      "access_programs", "context_management", "image", "background_options"})
 _REFUSED = ("previous_response_id", "conversation", "prompt", "background", "max_tool_calls", "top_logprobs")
 ECHOED = ("instructions", "max_output_tokens", "metadata", "parallel_tool_calls", "reasoning", "store",
           "temperature", "text", "tool_choice", "tools", "top_p", "truncation", "user", "prompt_cache_key",
@@ -254,7 +254,7 @@ def decode_request(body: dict[str, Any], stream: bool) -> Request:
         top_p=number_or_none(body.get("top_p")),
         response_format=_format(body.get("text")),
         reasoning=reasoning,
-        user=body.get("safety_identifier") or body.get("user"),
+        user=str_or(body.get("safety_identifier"), "") or str_or(body.get("user"), "") or None,
         stream=body.get("stream") is True,
         echo={key: body[key] for key in ECHOED if key in body},
         dropped=dropped,
