@@ -18,11 +18,15 @@ Everything here is pure: functions of dicts and bytes, no I/O. Per-request state
 Fields that are accepted but have no effect on a destination that lacks them ("advisory"; each
 codec lists its own in `ADVISORY`): storage, caching and billing hints (store, metadata,
 service_tier, prompt_cache_key, cache_control, safetySettings …), `top_k` / `seed` / penalties
-where the destination has no such sampling control, `parallel_tool_calls` on Gemini, tool-result
-`is_error` on chat destinations, fields a format does not document (beta fields clients send ahead
-of the API). Thinking crosses only where both sides have it: its text reaches every caller
-(`reasoning_content` for chat callers), its signature only the provider that minted it (see
-`carry`).
+where the destination has no such sampling control (and all of them towards Anthropic, whose
+current API has none), `parallel_tool_calls` on Gemini, tool-result `is_error` on chat
+destinations, fields a format does not document (beta fields clients send ahead of the API).
+Hosted tools a caller offers (OpenAI web search, Anthropic server tools, Google search…) exist only
+at their provider: they are left out and listed in `Translation.dropped`; forcing one is a 400.
+Thinking crosses only where both sides have it: its text reaches every caller (`reasoning_content`
+for chat callers), its signature only the provider that minted it (see `carry`). Gemini's
+function-call signatures do not ride through Anthropic, chat or Responses callers; calls sent back
+to Gemini carry Google's documented placeholder instead.
 """
 
 from sidegate.translate.errors import TranslationError
