@@ -164,9 +164,11 @@ def main() -> int:
         for proc in reversed(procs):
             proc.stop()
     rps = getattr(outcome[0], "rps", 0.0) if outcome else 0.0
+    summary = summarise(collapsed, args.top, 1e6 / rps if rps else 0.0)
+    shutil.rmtree(run_dir, ignore_errors=True)
     text = (f"py-spy profile of {target.name} under wrk c={args.connections}, {kind} calls, {args.seconds}s at "
             f"{args.rate} Hz ({rps:,.0f} req/s while sampled, with py-spy sharing the load core)\n\n"
-            + summarise(collapsed, args.top, 1e6 / rps if rps else 0.0))
+            + summary)
     results.mkdir(exist_ok=True)
     out = results / f"profile-{stamp}-{kind}.txt"
     out.write_text(text)

@@ -12,6 +12,7 @@ would show and warm-up would not.
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 import threading
 import time
@@ -74,6 +75,7 @@ def main(args: argparse.Namespace) -> int:
     finally:
         for proc in reversed(procs):
             proc.stop()
+    shutil.rmtree(run_dir, ignore_errors=True)  # the usage database of a long soak is large
     if not outcome:
         print("soak: the load generator failed (see above)")
         return 1
