@@ -10,8 +10,9 @@ one window after their last entry, so idle buckets vanish by themselves.
 URL: `redis://[user:pass@]host:6379/0` (or `rediss://`), with the usual redis-py query options
 and `key_prefix` (default "sidegate:rl:") to separate deployments sharing one Redis. Defaults,
 each overridable in the URL: `max_connections=64`, `timeout=2` (wait for a free connection),
-`socket_connect_timeout=1`, `socket_timeout=1` (seconds); past them the call counts as an outage. Keys derived with a suffix are not declared to Redis, so Redis
-Cluster is not supported (one Redis, or a primary with replicas, is).
+`socket_connect_timeout=1`, `socket_timeout=1` (seconds); past them the call counts as an outage.
+Keys derived with a suffix are not declared to Redis, so Redis Cluster is not supported (one
+Redis, or a primary with replicas, is).
 """
 
 from __future__ import annotations

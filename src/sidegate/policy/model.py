@@ -123,10 +123,20 @@ class Permissions(Strict):
     groups: list[str] = Field(default_factory=list)
 
 
+class CircuitBreaker(Strict):
+    failures: int = Field(5, ge=1, description="Consecutive failed attempts that open a destination's breaker.")
+    cooldown_s: float = Field(30, gt=0, description="How long an open breaker skips the destination.")
+
+
 class ModelService(Strict):
     destinations: list[Destination] = Field(min_length=1)
     fallbacks: list[Destination] = Field(default_factory=list, max_length=5)
-    timeout_s: float = Field(300, gt=0, description="Upper bound on one upstream attempt.")
+    timeout_s: float = Field(
+        300, gt=0, description="Longest wait for an upstream's first byte (a whole non-streamed answer)."
+    )
+    connect_timeout_s: float = Field(10, gt=0, description="Longest wait to connect to an upstream.")
+    idle_timeout_s: float = Field(120, gt=0, description="Longest silence between two chunks of a stream.")
+    circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)  # type: ignore[arg-type]
     permissions: Permissions | None = Field(
         None, description="Who may use this service; default: every authenticated caller."
     )
