@@ -129,9 +129,7 @@ async def start_state(policies: str | Path) -> AppState:
 
 
 async def close_state(state: AppState) -> None:
-    if state.session is not None:
-        await state.session.close()
-    await state.usage.close()
+    await state.close()
 
 
 def _split(listen: str) -> tuple[str, int]:

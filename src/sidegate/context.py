@@ -11,8 +11,11 @@ from sidegate.ingress.base import ApiFormat, TokenUsage
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from sidegate.governance.guardrails import ActiveGuardrails
+    from sidegate.governance.ratelimit import RateLimiter, Reservation
     from sidegate.ingress.registry import Surface
     from sidegate.policy.compiled import CompiledPolicy, PrincipalInfo, Service, Target
+    from sidegate.translate import Translation
 
 
 @dataclass(slots=True)
@@ -44,6 +47,15 @@ class RequestContext:
     destination_model: str | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)
     guardrail_results: list[dict[str, Any]] = field(default_factory=list)
+    # set by the governance stages
+    limiter: RateLimiter | None = None
+    reservation: Reservation | None = None
+    guardrails: ActiveGuardrails | None = None
+    # set by forward: how the chosen destination's answer comes back
+    translation: Translation | None = None  # None: the destination speaks the caller's format
+    strip_usage: bool = False  # hide the stream usage chunk sidegate asked for on the caller's behalf
+    upstream_s: float = 0.0  # time spent waiting on upstreams (attempts, then reading the answer)
+    capture: list[bytes] | None = None  # when the inference log samples this request: the bytes sent back
     # outcome
     status: int = 0
     error_code: str | None = None

@@ -12,7 +12,6 @@ Each stage is a small function of the request context that raises `GatewayError`
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from datetime import UTC, datetime
 
@@ -29,7 +28,7 @@ from sidegate.governance.tags import merge_tags, parse_tags
 from sidegate.ingress.parse import parse
 from sidegate.ingress.registry import FAMILIES, Surface
 from sidegate.state import STATE, AppState
-from sidegate.telemetry.record import usage_row
+from sidegate.telemetry.record import record
 from sidegate.upstream.forward import forward
 from sidegate.upstream.relay import relay
 
@@ -95,4 +94,4 @@ async def handle(
             500, "internal_error", f"sidegate could not handle this request (request id {ctx.request_id})"))
     finally:
         state.in_flight -= 1
-        state.record(usage_row(ctx, time.perf_counter()))
+        record(state, ctx)

@@ -1,17 +1,21 @@
-"""What one sidegate process holds while it serves: the policy in force, the usage writer, the
-upstream client session and the count of requests in flight."""
+"""What one sidegate process holds while it serves: the policy in force, the rate limiter and the
+usage writer that follow it across reloads, the circuit breakers, the upstream client session and
+the count of requests in flight."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import structlog
 from aiohttp import web
 
+from sidegate.governance.ratelimit import RateLimiter
 from sidegate.telemetry.stores import default_spool_path, open_store
-from sidegate.telemetry.usage_row import UsageRow
 from sidegate.telemetry.usage_writer import UsageWriter
+from sidegate.upstream.breaker import Breakers
 
 if TYPE_CHECKING:
     from sidegate.policy.compiled import CompiledPolicy
@@ -29,19 +33,28 @@ class AppState:
         self.holder = holder
         self.usage = usage
         self.usage_url = usage_url
+        self.limiter = RateLimiter.from_policy(holder.current.model)
+        self.breakers = Breakers()  # per destination, kept across reloads
         self.in_flight = 0
         self.session: aiohttp.ClientSession | None = None
+        self._background: set[asyncio.Task[Any]] = set()
 
     @property
     def policy(self) -> CompiledPolicy:
         return self.holder.current
 
-    def record(self, row: UsageRow) -> None:
-        self.usage.submit(row)
+    def background(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run work off the request path (a rate-limit settlement); held until done, awaited on close."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def on_policy_swap(self, policy: CompiledPolicy) -> None:
-        """Follow a reloaded policy's usage store: new rows go to the new store, the old writer
-        drains what it holds."""
+        """Follow a reloaded policy: a new rate limiter (a memory:// store keeps its buckets when the
+        URL is unchanged), and new usage rows to the new store while the old writer drains."""
+        old_limiter, self.limiter = self.limiter, RateLimiter.from_policy(policy.model, previous=self.limiter)
+        if old_limiter is not None:
+            await old_limiter.close()
         url = policy.model.usage.store
         if url == self.usage_url:
             return
@@ -50,6 +63,15 @@ class AppState:
         old, self.usage, self.usage_url = self.usage, writer, url
         log.info("usage store changed", store=url)
         await old.close()
+
+    async def close(self) -> None:
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        if self.limiter is not None:
+            await self.limiter.close()
+        if self.session is not None:
+            await self.session.close()
+        await self.usage.close()
 
 
 STATE = web.AppKey("sidegate_state", AppState)

@@ -1,10 +1,26 @@
-"""The record stage: turn a finished request into its usage row (and, later, metrics and spans)."""
+"""The record stage, run for every request in the pipeline's `finally`: the usage row, the
+rate-limit settlement with the real token count, and the request's metrics, span and log line."""
 
 from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
 
 from sidegate.context import RequestContext
 from sidegate.ingress.base import TokenUsage, estimate_tokens, text_chars
 from sidegate.telemetry.usage_row import UsageRow
+
+if TYPE_CHECKING:
+    from sidegate.state import AppState
+
+
+def record(state: AppState, ctx: RequestContext) -> UsageRow:
+    """Never raises into the pipeline for a store problem: the writer spools what it cannot write."""
+    row = usage_row(ctx, time.perf_counter())
+    state.usage.submit(row)
+    if ctx.limiter is not None and ctx.reservation is not None:
+        state.background(ctx.limiter.settle(ctx.reservation, row.total_tokens))
+    return row
 
 
 def _tokens(ctx: RequestContext) -> tuple[TokenUsage, bool]:
