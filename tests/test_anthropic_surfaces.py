@@ -378,24 +378,31 @@ async def test_malformed_json_through_sdk_is_bad_request(gateway, fake_upstream)
     assert fake.received == []
 
 
-async def test_openai_destination_is_501_naming_missing_translation(gateway, fake_upstream):
+async def test_openai_destination_is_reached_through_translation(gateway, fake_upstream):
+    """A Messages call to a model service on an OpenAI provider goes out as a chat completion with
+    the provider's key and none of the caller's Anthropic headers, and comes back as a message."""
     fake = await fake_upstream("anthropic", api_key=UPSTREAM_KEY)
     oai = await fake_upstream("openai", api_key="sk-openai-upstream")
     gw = await gateway(policy(fake.base_url, openai_url=oai.base_url))
-    with pytest.raises(anthropic.APIStatusError) as info:
-        await sdk(gw).messages.create(model="gpt-5", max_tokens=8, messages=user())
-    assert info.value.status_code == 501
-    body = info.value.body
-    assert body["type"] == "error" and body["error"]["type"] == "api_error"
-    message = body["error"]["message"]
-    assert "translation" in message and "anthropic.messages" in message and "openai" in message
-    assert oai.received == [] and fake.received == []
+    message = await sdk(gw).messages.create(model="gpt-5", max_tokens=8, messages=user(),
+                                            extra_headers={"anthropic-beta": "context-management-2025-06-27"})
+    assert message.type == "message" and message.model == "gpt-5"
+    assert message.content[0].type == "text" and message.content[0].text
+    assert fake.received == [] and len(oai.received) == 1
+    sent = oai.received[0]
+    assert sent.path == "/v1/chat/completions"
+    assert sent.headers["authorization"] == "Bearer sk-openai-upstream"
+    assert not [h for h in sent.headers if h.lower().startswith(("anthropic-", "x-api-key"))]
+    body = json.loads(sent.body)
+    assert body["model"] == "gpt-5" and body["max_completion_tokens"] == 8 or body.get("max_tokens") == 8
     row = await gw.row()
-    assert (row["status_code"], row["error_code"]) == (501, "translation_unavailable")
-    assert row["model_service"] == "gpt-5"
-    assert [(a["destination"], a["provider"], a["model"], a["reason"]) for a in row["routing_information"]] == [
-        ("oai", "openai", "gpt-5", "no_translation")]
-    assert row["input_tokens"] == 0 and row["tokens_estimated"] is False
+    assert (row["status_code"], row["error_code"]) == (200, None)
+    assert row["destination_type"] == "openai" and row["destination_model"] == "gpt-5"
+    usage = message.usage  # the row counts cached tokens as input (see telemetry/usage_row.py)
+    assert row["input_tokens"] == usage.input_tokens + usage.cache_read_input_tokens > 0
+    assert row["cache_read_input_tokens"] == usage.cache_read_input_tokens
+    assert row["output_tokens"] == usage.output_tokens and row["tokens_estimated"] is False
+    assert [(a["destination"], a["reason"]) for a in row["routing_information"]] == [("oai", "ok")]
 
 
 # ---------------------------------------------------------------- the mock provider on this surface

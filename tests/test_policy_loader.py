@@ -449,7 +449,7 @@ def test_anchors_and_merge_keys(tmp_path: Path) -> None:
     )
     assert one_problem(tmp_path, {"K": "k"}) == (
         f"{tmp_path / 'a.yaml'}:4: providers.openai-bad: unknown key 'colour'"
-        " (expected one of: api_key, base_url, credentials, headers, kind, stream_usage)"
+        " (expected one of: api_key, apis, base_url, credentials, headers, kind, stream_usage)"
     )
     (tmp_path / "a.yaml").write_text("\n".join((tmp_path / "a.yaml").read_text().splitlines()[:3]))
     providers = load(tmp_path, {"K": "k"}).model.providers

@@ -10,3 +10,8 @@ GEMINI_GENERATE = "gemini.generate"  # :generateContent and :streamGenerateConte
 GEMINI_COUNT_TOKENS = "gemini.count_tokens"  # :countTokens
 GEMINI_EMBED = "gemini.embed"  # :embedContent
 GEMINI_BATCH_EMBED = "gemini.batch_embed"  # :batchEmbedContents (what google-genai's embed_content calls)
+
+ALL = frozenset({
+    OPENAI_CHAT, OPENAI_RESPONSES, OPENAI_EMBEDDINGS, OPENAI_MODELS, ANTHROPIC_MESSAGES, ANTHROPIC_COUNT_TOKENS,
+    GEMINI_GENERATE, GEMINI_COUNT_TOKENS, GEMINI_EMBED, GEMINI_BATCH_EMBED,
+})

@@ -1,11 +1,11 @@
 """The request pipeline: the one place that orders the stages every API call goes through.
 
-    authenticate → parse → resolve model service → tags → forward (destinations, fallbacks)
-    → relay the answer → record (always, in `finally`)
+    authenticate → parse → resolve model service → tags → rate-limit reserve → input guardrails
+    → forward (translate, send, fall back) → relay (translate back, output guardrails)
+    → record (always, in `finally`: usage row, rate-limit settlement)
 
 Authentication comes before the body is read so that an unauthenticated caller cannot make
-sidegate buffer a large body. Rate-limit reservation and input guardrails slot in between the
-tags and forward stages; output guardrails run inside the relay, event by event.
+sidegate buffer a large body. Output guardrails run inside the relay, event by event.
 Each stage is a small function of the request context that raises `GatewayError` to answer early.
 """
 
@@ -23,8 +23,10 @@ from sidegate.auth.authenticate import authenticate
 from sidegate.auth.clients import client_of
 from sidegate.context import RequestContext
 from sidegate.errors import GatewayError
+from sidegate.governance.ratelimit import RateLimiter
 from sidegate.governance.routing import resolve
 from sidegate.governance.tags import merge_tags, parse_tags
+from sidegate.governance.token_estimate import estimate_request_tokens
 from sidegate.ingress.parse import parse
 from sidegate.ingress.registry import FAMILIES, Surface
 from sidegate.state import STATE, AppState
@@ -40,6 +42,30 @@ def apply_tags(ctx: RequestContext) -> None:
     ctx.tags = merge_tags(caller, ctx.policy.tags_stamp, ctx.policy.tags_require)
 
 
+async def reserve_rate_limit(ctx: RequestContext, limiter: RateLimiter | None) -> None:
+    """Take one request and the token estimate from every bucket that applies (429 when one is empty)."""
+    if limiter is None:
+        return
+    assert ctx.principal is not None and ctx.service is not None
+    ctx.limiter = limiter
+    estimate = estimate_request_tokens(ctx.fmt.name, ctx.body or {})
+    ctx.reservation = await limiter.reserve(ctx.principal, ctx.service.name, ctx.tags, estimate, model=ctx.model)
+
+
+def guard_input(ctx: RequestContext) -> None:
+    """Find the guardrails of this request; scan (and mask, or refuse) what the model will read."""
+    guardrails = ctx.policy.guardrails
+    if guardrails is None:
+        return
+    assert ctx.principal is not None and ctx.service is not None
+    active = guardrails.for_request(ctx.principal, ctx.service.name, ctx.tags)
+    if active is None:
+        return
+    ctx.guardrails, ctx.guardrail_results = active, active.results
+    if active.has_input and ctx.body is not None and active.check_input(ctx.fmt.name, ctx.body):
+        ctx.body_bytes = orjson.dumps(ctx.body)  # masked: what goes upstream is the masked text
+
+
 def model_list(ctx: RequestContext) -> web.Response:
     assert ctx.principal is not None
     names = ctx.policy.visible_models(ctx.principal)
@@ -51,7 +77,10 @@ def model_list(ctx: RequestContext) -> web.Response:
 
 def error_response(ctx: RequestContext, err: GatewayError) -> web.Response:
     ctx.status, ctx.error_code = err.status, err.code
-    headers = {"x-sidegate-request-id": ctx.request_id, **(err.headers or {})}
+    headers = {"x-sidegate-request-id": ctx.request_id}
+    if ctx.reservation is not None:
+        headers.update(ctx.reservation.headers())
+    headers.update(err.headers or {})
     body = FAMILIES[ctx.fmt.family].render_error(err, ctx.request_id)
     return web.Response(body=body, status=err.status, content_type="application/json", headers=headers)
 
@@ -80,8 +109,10 @@ async def handle(
             return model_list(ctx)
         resolve(ctx)
         apply_tags(ctx)
-        reply, strip_usage = await forward(ctx)
-        return await relay(ctx, reply, strip_usage)
+        await reserve_rate_limit(ctx, state.limiter)
+        guard_input(ctx)
+        reply = await forward(ctx)
+        return await relay(ctx, reply)
     except GatewayError as err:
         return error_response(ctx, err)
     except asyncio.CancelledError:

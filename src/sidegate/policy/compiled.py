@@ -13,7 +13,10 @@ import re
 from dataclasses import dataclass
 from itertools import accumulate
 
+import aiohttp
+
 from sidegate.auth.credentials import digest
+from sidegate.governance.guardrails import Guardrails
 from sidegate.policy.model import Destination, ModelService, PolicyModel
 from sidegate.upstream.providers import ProviderRuntime
 
@@ -45,7 +48,12 @@ class Service:
     targets: tuple[Target, ...]
     cumulative_weights: tuple[float, ...]
     fallbacks: tuple[Target, ...]
-    timeout_s: float
+    timeout_s: float  # first byte; a whole non-streamed answer
+    idle_timeout_s: float  # between two chunks of a stream
+    whole_timeout: aiohttp.ClientTimeout  # for answers read whole
+    stream_timeout: aiohttp.ClientTimeout  # for streams, until the first byte (then idle_timeout_s)
+    breaker_failures: int
+    breaker_cooldown_s: float
     allowed_principals: frozenset[str] | None
     allowed_groups: frozenset[str]
 
@@ -75,6 +83,12 @@ def _service(name: str, spec: ModelService, providers: dict[str, ProviderRuntime
         cumulative_weights=tuple(accumulate(d.weight for d in live)),
         fallbacks=tuple(_target(d, providers) for d in spec.fallbacks),
         timeout_s=spec.timeout_s,
+        idle_timeout_s=spec.idle_timeout_s,
+        whole_timeout=aiohttp.ClientTimeout(total=spec.timeout_s, sock_connect=spec.connect_timeout_s),
+        stream_timeout=aiohttp.ClientTimeout(total=None, sock_connect=spec.connect_timeout_s,
+                                             sock_read=spec.timeout_s),
+        breaker_failures=spec.circuit_breaker.failures,
+        breaker_cooldown_s=spec.circuit_breaker.cooldown_s,
         allowed_principals=None if perms is None else frozenset(perms.principals),
         allowed_groups=frozenset() if perms is None else frozenset(perms.groups),
     )
@@ -118,6 +132,7 @@ class CompiledPolicy:
         self.tags_stamp = dict(model.tags.stamp)
         self.tags_require = tuple(model.tags.require)
         self.tags_forward = model.tags.forward_upstream
+        self.guardrails = Guardrails.from_policy(model)
 
     def resolve(self, asked: str) -> Service | None:
         """The model service for a requested model name: an exact name, else the best pattern."""

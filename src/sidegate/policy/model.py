@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
+from sidegate import apis
+
 KEY_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
 STORE_URL = re.compile(r"^(sqlite|jsonl|postgresql|postgres)://|^none$")
 
@@ -96,6 +98,12 @@ class Provider(Strict):
         "provider", description="passthrough: forward the caller's own provider credential."
     )
     headers: dict[str, str] = Field(default_factory=dict, description="Extra headers sent upstream.")
+    apis: list[str] | None = Field(
+        None,
+        description="The API formats this server has, when fewer than its kind offers (e.g. [openai.chat, "
+        "openai.embeddings] for a chat-only OpenAI-compatible server such as vLLM or Ollama): other "
+        "formats are translated to one of these.",
+    )
     stream_usage: bool = Field(
         True,
         description="OpenAI-kind only: ask for the final usage chunk in chat streams (removed again "
@@ -109,6 +117,9 @@ class Provider(Strict):
                 raise ValueError(f"a provider of kind {self.kind} needs base_url")
             if not self.base_url.startswith(("http://", "https://")):
                 raise ValueError("base_url must start with http:// or https://")
+        unknown = sorted(set(self.apis or ()) - apis.ALL)
+        if unknown:
+            raise ValueError(f"unknown API format(s) {', '.join(unknown)}; known: {', '.join(sorted(apis.ALL))}")
         return self
 
 

@@ -4,7 +4,8 @@ One breaker per (provider, model) destination, kept across policy reloads. After
 consecutive failed attempts (the model service's `circuit_breaker` settings) the breaker opens:
 the destination is skipped, and the skip recorded, until `cooldown_s` has passed; then one
 request is let through (half-open). Its success closes the breaker, its failure opens it for
-another cool-down.
+another cool-down; a probe that never reports (its caller went away) frees the next probe one
+cool-down later.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ class _State:
     failures: int = 0
     open: bool = False
     open_until: float = 0.0
-    probing: bool = False
+    cooldown_s: float = 0.0
 
 
 class Breakers:
@@ -34,9 +35,10 @@ class Breakers:
         state = self._states.get(key)
         if state is None or not state.open:
             return True
-        if self._clock() < state.open_until or state.probing:
+        now = self._clock()
+        if now < state.open_until:
             return False
-        state.probing = True  # half-open: this one attempt decides
+        state.open_until = now + state.cooldown_s  # half-open: this one attempt decides
         return True
 
     def success(self, key: tuple[str, str]) -> None:
@@ -48,9 +50,9 @@ class Breakers:
         if state is None:
             state = self._states[key] = _State()
         state.failures += 1
-        state.probing = False
         if state.failures >= threshold:
             state.open = True
+            state.cooldown_s = cooldown_s
             state.open_until = self._clock() + cooldown_s
 
     def is_open(self, key: tuple[str, str]) -> bool:

@@ -26,7 +26,7 @@ def new_session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         connector=connector,
         auto_decompress=True,
-        skip_auto_headers=("User-Agent",),
+        skip_auto_headers=("User-Agent", "Accept-Encoding"),
         timeout=aiohttp.ClientTimeout(total=None),
     )
 
@@ -94,12 +94,16 @@ async def send(
     body: bytes | None,
     *,
     method: str = "POST",
-    connect_timeout_s: float,
-    read_timeout_s: float,
+    timeout: aiohttp.ClientTimeout,
+    idle_timeout_s: float | None = None,
 ) -> HttpReply:
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s, sock_read=read_timeout_s)
+    """Send one request; returns once the answer's status and headers arrived. `timeout` bounds the
+    connect and the wait for the first byte (or the whole answer); for a stream, `idle_timeout_s` then
+    bounds every silence between two chunks."""
     kwargs: dict[str, Any] = {"headers": headers, "timeout": timeout, "allow_redirects": False}
     if body is not None:
         kwargs["data"] = body
     response = await session.request(method, URL(url, encoded=True), **kwargs)
+    if idle_timeout_s is not None and response.connection is not None:
+        response.connection.protocol.read_timeout = idle_timeout_s  # type: ignore[union-attr]
     return HttpReply(response)

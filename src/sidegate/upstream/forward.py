@@ -1,5 +1,8 @@
-"""Forwarding a request to its destinations: build the upstream request for a target, send it,
-and move on to the next target on a retryable failure (only before anything reached the caller).
+"""Forwarding a request to its destinations: for each target in order (the weighted choice, then the
+fallbacks), translate the request when the provider does not speak the caller's format, build the
+upstream request, send it, and move on to the next target on a retryable failure (429, 5xx,
+timeout, connection error: always before anything reached the caller). A destination whose circuit
+breaker is open is skipped. Every attempt, skipped ones included, is noted for the usage row.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from sidegate.errors import GatewayError
 from sidegate.governance.tags import TAG_HEADERS, UPSTREAM_TAG_HEADER
 from sidegate.policy.compiled import Target
 from sidegate.state import STATE
+from sidegate.translate import Translation, plan
 from sidegate.upstream import client
-from sidegate.upstream.mock import mock_reply
+from sidegate.upstream.mock import MockReply, mock_reply
 
 # Caller headers never forwarded: hop-by-hop ones, ones aiohttp computes, credentials (replaced
 # below) and sidegate's own tag headers (re-sent merged when the policy says so).
@@ -28,9 +32,10 @@ _DROP = frozenset({
     "proxy-authorization", "proxy-connection", "accept-encoding", "cookie", "expect",
     "content-encoding",  # aiohttp already decoded a compressed request body: what we forward is plain
 }) | CREDENTIAL_HEADERS | frozenset(TAG_HEADERS)
+# Caller headers that belong to the caller's API format: not sent to a provider of another format.
+_FORMAT_HEADER_PREFIXES = ("anthropic-", "openai-", "x-goog-", "x-stainless-")
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504, 529})
-CONNECT_TIMEOUT_S = 10.0
 
 
 def _body_for(ctx: RequestContext, target: Target, model: str) -> tuple[dict[str, Any] | None, bytes, bool]:
@@ -53,14 +58,19 @@ def _body_for(ctx: RequestContext, target: Target, model: str) -> tuple[dict[str
     return new_body, orjson.dumps(new_body), strip_usage
 
 
-def _headers(ctx: RequestContext, target: Target) -> dict[str, str]:
+def _headers(ctx: RequestContext, target: Target, api: str) -> dict[str, str]:
+    """The caller's headers to send on (`api` is the format sent: another than the caller's when
+    translating, and then the caller's format-specific headers stay behind)."""
     provider = target.provider
     headers: dict[str, str] = {}
+    translated = api != ctx.fmt.name
     for name, value in ctx.request.headers.items():
         lower = name.lower()
-        if lower not in _DROP:
+        if lower not in _DROP and not (translated and lower.startswith(_FORMAT_HEADER_PREFIXES)):
             headers[lower] = value
-    for name, value in provider.adapter.default_headers(ctx.fmt.name).items():
+    if translated:
+        headers["content-type"] = "application/json"
+    for name, value in provider.adapter.default_headers(api).items():
         headers.setdefault(name, value)
     if provider.passthrough:
         for name in PROVIDER_CREDENTIAL_HEADERS:
@@ -79,8 +89,10 @@ def _headers(ctx: RequestContext, target: Target) -> dict[str, str]:
     return headers
 
 
-def _url(ctx: RequestContext, target: Target, model: str) -> str:
-    path = target.provider.adapter.path(ctx.fmt.name, model, ctx.stream)
+def _url(ctx: RequestContext, target: Target, api: str, model: str, stream: bool) -> str:
+    path = target.provider.adapter.path(api, model, stream)
+    if api != ctx.fmt.name:  # the caller's query belongs to its own API
+        return target.provider.base_url + path
     query = [(k, v) for k, v in ctx.request.query.items() if k != QUERY_KEY]
     if query:
         if "?" in path:  # the adapter set its own query (alt=sse): don't send it twice
@@ -91,77 +103,118 @@ def _url(ctx: RequestContext, target: Target, model: str) -> str:
     return target.provider.base_url + path
 
 
-async def _attempt(ctx: RequestContext, target: Target) -> tuple[client.Reply, bool]:
-    model = target.model_for(ctx.model or "")
-    body, body_bytes, strip_usage = _body_for(ctx, target, model)
+def _translation(ctx: RequestContext, target: Target, model: str) -> Translation | None:
+    """How to reach a provider that does not speak the caller's format, or None when it does.
+    Raises GatewayError (400) when no translation reaches it or the request cannot be expressed."""
+    api, provider = ctx.fmt.name, target.provider
+    if provider.speaks(api):
+        return None
+    dest = plan(api, provider.apis)
+    if dest is None:
+        raise GatewayError(
+            400, "api_not_supported_by_destination",
+            f"model service {ctx.service.name if ctx.service else ctx.model!r} routes to provider "
+            f"{provider.name!r} ({provider.kind}), which has no API for {api} and none it can be translated to",
+        )
+    return Translation(api, dest, ctx.model or "", model, ctx.stream, stream_usage=provider.stream_usage)
+
+
+async def _attempt(ctx: RequestContext, target: Target, model: str, translation: Translation | None) -> client.Reply:
+    if translation is None:
+        api, stream = ctx.fmt.name, ctx.stream
+        body, body_bytes, ctx.strip_usage = _body_for(ctx, target, model)
+    else:
+        api, stream, ctx.strip_usage = translation.dest_api, translation.dest_stream, False
+        body = translation.request(ctx.body or {})
+        if translation.local:  # answered by sidegate itself (a token count estimated)
+            status, answer = translation.answer_locally()
+            return client.InProcessReply(MockReply(status, "application/json", orjson.dumps(answer), None))
+        body_bytes = orjson.dumps(body)
     ctx.target, ctx.destination_model = target, model
     provider = target.provider
     if provider.adapter.in_process:
-        return client.InProcessReply(mock_reply(ctx.fmt.name, body or {}, model, ctx.stream)), strip_usage
+        return client.InProcessReply(mock_reply(api, body or {}, model, stream))
     service = ctx.service
-    timeout_s = service.timeout_s if service else 300.0
+    assert service is not None
     session = ctx.request.app[STATE].session
     assert session is not None, "the upstream session is opened before serving"
-    reply = await client.send(
+    return await client.send(
         session,
-        _url(ctx, target, model),
-        _headers(ctx, target),
+        _url(ctx, target, api, model, stream),
+        _headers(ctx, target, api),
         body_bytes if ctx.fmt.has_body else None,
         method=ctx.request.method,
-        connect_timeout_s=min(CONNECT_TIMEOUT_S, timeout_s),
-        read_timeout_s=timeout_s,
+        timeout=service.stream_timeout if stream else service.whole_timeout,
+        idle_timeout_s=service.idle_timeout_s if stream else None,
     )
-    return reply, strip_usage
 
 
-def _note(ctx: RequestContext, target: Target, began: float, status: int | None, reason: str) -> None:
+def _note(ctx: RequestContext, target: Target, model: str, began: float, status: int | None, reason: str) -> None:
     ctx.attempts.append({
         "destination": target.provider.name,
         "provider": target.provider.kind,
-        "model": target.model_for(ctx.model or ""),
+        "model": model,
         "status": status,
         "reason": reason,
         "duration_ms": round((time.perf_counter() - began) * 1000.0, 3),
     })
 
 
-async def forward(ctx: RequestContext) -> tuple[client.Reply, bool]:
+async def forward(ctx: RequestContext) -> client.Reply:
     """Send to the chosen destination, then to the fallbacks in order, until one answers without a
-    retryable failure. Returns the reply to relay and whether to strip the injected usage chunk."""
+    retryable failure. Returns the reply to relay; `ctx.translation` says how to bring it back."""
     service = ctx.service
     assert service is not None
-    plan = (service.choose(), *service.fallbacks)
-    api = ctx.fmt.name
+    breakers = ctx.request.app[STATE].breakers
+    targets = (service.choose(), *service.fallbacks)
     failure: GatewayError | None = None
-    for index, target in enumerate(plan):
-        last = index == len(plan) - 1
+    for index, target in enumerate(targets):
+        last = index == len(targets) - 1
         began = time.perf_counter()
-        if not target.provider.speaks(api):
-            _note(ctx, target, began, None, "no_translation")
-            failure = GatewayError(
-                501, "translation_unavailable",
-                f"model service {service.name!r} routes to provider {target.provider.name!r} of kind "
-                f"{target.provider.kind}, which does not speak {api}; translation between API formats "
-                "is not available in this sidegate build",
-            )
+        model = target.model_for(ctx.model or "")
+        try:
+            translation = _translation(ctx, target, model)
+        except GatewayError as err:
+            _note(ctx, target, model, began, None, "no_translation")
+            failure = err
+            continue
+        key = (target.provider.name, model)
+        if not breakers.allow(key):
+            _note(ctx, target, model, began, None, "circuit_open")
+            failure = failure or GatewayError(
+                503, "destinations_unavailable",
+                f"every destination of model service {service.name!r} is failing; retry later")
             continue
         ctx.upstream_called = True
         try:
-            reply, strip_usage = await _attempt(ctx, target)
+            reply = await _attempt(ctx, target, model, translation)
+        except GatewayError as err:  # the request cannot be expressed for this destination
+            _note(ctx, target, model, began, None, "translation_error")
+            failure = err
+            continue
         except TimeoutError:
-            _note(ctx, target, began, None, "timeout")
+            breakers.failure(key, service.breaker_failures, service.breaker_cooldown_s)
+            _note(ctx, target, model, began, None, "timeout")
             failure = GatewayError(504, "upstream_timeout", f"provider {target.provider.name!r} timed out")
             continue
         except (aiohttp.ClientError, OSError) as exc:
-            _note(ctx, target, began, None, "connection_error")
+            breakers.failure(key, service.breaker_failures, service.breaker_cooldown_s)
+            _note(ctx, target, model, began, None, "connection_error")
             failure = GatewayError(502, "upstream_unreachable",
                                    f"provider {target.provider.name!r} is unreachable: {type(exc).__name__}")
             continue
-        if reply.status in RETRYABLE_STATUS and not last:
-            _note(ctx, target, began, reply.status, "retryable_status")
-            reply.close()
-            continue
-        _note(ctx, target, began, reply.status, "ok" if reply.status < 400 else "error")
-        return reply, strip_usage
+        finally:
+            ctx.upstream_s += time.perf_counter() - began
+        if reply.status in RETRYABLE_STATUS:
+            breakers.failure(key, service.breaker_failures, service.breaker_cooldown_s)
+            if not last:
+                _note(ctx, target, model, began, reply.status, "retryable_status")
+                reply.close()
+                continue
+        else:
+            breakers.success(key)
+        _note(ctx, target, model, began, reply.status, "ok" if reply.status < 400 else "error")
+        ctx.translation = None if translation is None or translation.local else translation
+        return reply
     assert failure is not None
     raise failure

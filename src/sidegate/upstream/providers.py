@@ -132,6 +132,7 @@ class ProviderRuntime:
     base_url: str
     passthrough: bool
     stream_usage: bool
+    apis: frozenset[str]  # what this server has: its kind's formats, or the policy's narrower list
     auth_headers: dict[str, str] = field(default_factory=dict)
     extra_headers: dict[str, str] = field(default_factory=dict)
 
@@ -146,9 +147,10 @@ class ProviderRuntime:
             base_url=(config.base_url or "").rstrip("/"),
             passthrough=passthrough,
             stream_usage=config.stream_usage and adapter.injects_stream_usage,
+            apis=adapter.apis & frozenset(config.apis) if config.apis is not None else adapter.apis,
             auth_headers={} if passthrough else adapter.auth_headers(config.api_key),
             extra_headers=dict(config.headers),
         )
 
     def speaks(self, api: str) -> bool:
-        return api in self.adapter.apis
+        return api in self.apis

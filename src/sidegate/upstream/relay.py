@@ -1,5 +1,11 @@
 """Relaying an upstream reply to the caller: whole JSON bodies, or SSE streams event by event as
-they arrive, reading token usage on the way."""
+they arrive, reading token usage on the way.
+
+Each event (or whole body) passes, in order: the usage observer of the format the destination
+spoke (which also hides the usage chunk sidegate asked for on the caller's behalf), the translation
+back to the caller's format when the destination spoke another, and the output guardrails, which
+scan the caller's format. Unchanged events leave as the bytes that arrived.
+"""
 
 from __future__ import annotations
 
@@ -13,36 +19,47 @@ from aiohttp import web
 
 from sidegate.context import RequestContext
 from sidegate.errors import GatewayError
-from sidegate.ingress.registry import FAMILIES
+from sidegate.governance.stream_guard import StreamGuard
+from sidegate.ingress.registry import FAMILIES, FORMATS
+from sidegate.translate import StreamTranslator
 from sidegate.upstream.client import Reply
-from sidegate.upstream.sse import SSESplitter
+from sidegate.upstream.sse import Event, SSESplitter, parse_block
 
 _UPSTREAM_READ_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError, OSError)
+_STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
 
 
 class ClientGone(Exception):
     """The caller closed its connection while we were writing to it."""
 
 
-def response_headers(ctx: RequestContext, reply: Reply) -> dict[str, str]:
-    headers = dict(reply.headers)
+def response_headers(ctx: RequestContext, reply: Reply, translated: dict[str, str] | None = None) -> dict[str, str]:
+    """The upstream's own headers when it spoke the caller's format, else `translated`; then sidegate's."""
+    headers = dict(reply.headers) if translated is None else dict(translated)
     headers["x-sidegate-request-id"] = ctx.request_id
+    if ctx.reservation is not None:
+        headers.update(ctx.reservation.headers())
     return headers
 
 
-async def relay(ctx: RequestContext, reply: Reply, strip_usage: bool) -> web.StreamResponse:
+async def relay(ctx: RequestContext, reply: Reply) -> web.StreamResponse:
     if ctx.stream and reply.is_sse and reply.status < 400:
-        return await _relay_stream(ctx, reply, strip_usage)
+        return await _relay_stream(ctx, reply)
     return await _relay_whole(ctx, reply)
 
 
 async def _relay_whole(ctx: RequestContext, reply: Reply) -> web.Response:
+    began = time.perf_counter()
     try:
         data = await reply.read()
     except _UPSTREAM_READ_ERRORS as exc:
         raise GatewayError(502, "upstream_read_failed",
                            f"the upstream answer could not be read: {type(exc).__name__}") from None
-    ctx.status = reply.status
+    finally:
+        ctx.upstream_s += time.perf_counter() - began
+    translation = ctx.translation
+    seen = FORMATS[translation.dest_api] if translation is not None else ctx.fmt
+    status = reply.status
     obj: Any = None
     if data[:1] in (b"{", b"["):
         try:
@@ -50,15 +67,31 @@ async def _relay_whole(ctx: RequestContext, reply: Reply) -> web.Response:
         except orjson.JSONDecodeError:
             obj = None
     if isinstance(obj, dict):
-        if reply.status < 400:
-            ctx.usage = ctx.fmt.usage_from_json(obj)
-            ctx.output_chars = ctx.fmt.response_text_chars(obj)
+        if status < 400:
+            ctx.usage = seen.usage_from_json(obj)
+            ctx.output_chars = seen.response_text_chars(obj)
         else:
-            ctx.error_code = FAMILIES[ctx.fmt.family].error_code(obj) or f"upstream_{reply.status}"
-    elif reply.status >= 400:
-        ctx.error_code = f"upstream_{reply.status}"
+            ctx.error_code = FAMILIES[seen.family].error_code(obj) or f"upstream_{status}"
+    elif status >= 400:
+        ctx.error_code = f"upstream_{status}"
+    headers = None
+    changed = False
+    if translation is not None:
+        status, obj = translation.response(status, obj)
+        changed = True
+        headers = {"Content-Type": "application/json"}
+        if status >= 400 and ctx.error_code is None:
+            ctx.error_code = "upstream_unreadable_answer"
+    guardrails = ctx.guardrails
+    if guardrails is not None and guardrails.has_output and status < 400 and isinstance(obj, dict):
+        changed = guardrails.check_output(ctx.fmt.name, obj) or changed  # a block raises: answered as an error
+    if changed:
+        data = orjson.dumps(obj)
+    ctx.status = status
     ctx.first_byte_at = time.perf_counter()
-    return web.Response(body=data, status=reply.status, headers=response_headers(ctx, reply))
+    if ctx.capture is not None:
+        ctx.capture.append(data)
+    return web.Response(body=data, status=status, headers=response_headers(ctx, reply, headers))
 
 
 async def _write(response: web.StreamResponse, data: bytes) -> None:
@@ -68,36 +101,98 @@ async def _write(response: web.StreamResponse, data: bytes) -> None:
         raise ClientGone from exc
 
 
-async def _relay_stream(ctx: RequestContext, reply: Reply, strip_usage: bool) -> web.StreamResponse:
-    response = web.StreamResponse(status=reply.status, headers=response_headers(ctx, reply))
+class _Outbound:
+    """What becomes of each destination event on its way to the caller: translated, then guarded."""
+
+    __slots__ = ("guard", "resplit", "translator")
+
+    def __init__(self, translator: StreamTranslator | None, guard: StreamGuard | None) -> None:
+        self.translator = translator
+        self.guard = guard
+        self.resplit = SSESplitter() if translator is not None and guard is not None else None
+
+    def _guarded(self, blocks: list[bytes]) -> list[bytes]:
+        if self.guard is None or not blocks:
+            return blocks
+        assert self.resplit is not None
+        guard = self.guard
+        return [out for ev in self.resplit.feed(b"".join(blocks)) for out in guard.feed(ev)]
+
+    def event(self, ev: Event) -> list[bytes]:
+        if self.translator is not None:
+            return self._guarded(self.translator.feed(ev.event, ev.data))
+        return self.guard.feed(ev) if self.guard is not None else [ev.raw]
+
+    def finish(self) -> list[bytes]:
+        """The caller's closing events after a clean end of the destination's stream."""
+        out = self._guarded(self.translator.finish()) if self.translator is not None else []
+        if self.guard is not None:
+            out += self.guard.finish()
+        return out
+
+    @property
+    def blocked(self) -> bool:
+        return self.guard is not None and self.guard.blocked
+
+
+async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse:
+    translation = ctx.translation
+    translator = translation.stream() if translation is not None else None
+    guardrails = ctx.guardrails
+    guard = guardrails.stream(ctx.fmt.name, ctx.request_id) if guardrails is not None else None
+    outbound = _Outbound(translator, guard)
+    observer = (FORMATS[translation.dest_api] if translation is not None else ctx.fmt).observer(ctx.strip_usage)
+    headers = response_headers(ctx, reply, _STREAM_HEADERS if translation is not None else None)
+    response = web.StreamResponse(status=reply.status, headers=headers)
     ctx.status = reply.status
-    observer = ctx.fmt.observer(strip_usage)
     splitter = SSESplitter()
-    family = FAMILIES[ctx.fmt.family]
+    capture = ctx.capture
+
+    async def send(blocks: list[bytes]) -> None:
+        if blocks:
+            data = blocks[0] if len(blocks) == 1 else b"".join(blocks)
+            await _write(response, data)
+            if capture is not None:
+                capture.append(data)
+            if ctx.first_byte_at is None:
+                ctx.first_byte_at = time.perf_counter()
+
     try:
         await response.prepare(ctx.request)
         chunks = reply.chunks().__aiter__()
-        while True:
+        clean = True
+        while not outbound.blocked:
+            waited = time.perf_counter()
             try:
                 chunk = await chunks.__anext__()
             except StopAsyncIteration:
                 break
             except _UPSTREAM_READ_ERRORS as exc:
+                clean = False
+                idle = isinstance(exc, (TimeoutError, asyncio.TimeoutError))
                 ctx.usage_complete = False
-                ctx.error_code = "upstream_stream_interrupted"
-                err = GatewayError(502, ctx.error_code,
-                                   f"the upstream stream ended early: {type(exc).__name__}")
+                ctx.error_code = "upstream_idle_timeout" if idle else "upstream_stream_interrupted"
+                message = f"the upstream stream ended early: {type(exc).__name__}"
                 splitter.rest()  # drop a torn event: nothing may follow the error event
-                await _write(response, family.stream_error(err, ctx.request_id))
+                if translator is not None:
+                    await send(translator.error(502, "api_error", message))
+                else:
+                    await send([FAMILIES[ctx.fmt.family].stream_error(GatewayError(502, ctx.error_code, message),
+                                                                      ctx.request_id)])
                 break
-            out = [ev.raw for ev in splitter.feed(chunk) if not observer.on_event(ev.event, ev.data)]
-            if out:
-                await _write(response, out[0] if len(out) == 1 else b"".join(out))
-                if ctx.first_byte_at is None:
-                    ctx.first_byte_at = time.perf_counter()
-        rest = splitter.rest()
-        if rest:
-            await _write(response, rest)
+            finally:
+                ctx.upstream_s += time.perf_counter() - waited
+            await send([out for ev in splitter.feed(chunk) if not observer.on_event(ev.event, ev.data)
+                        for out in outbound.event(ev)])
+        if outbound.blocked:
+            ctx.error_code = "output_guardrail_triggered"
+        elif clean:
+            rest = splitter.rest()  # a last event without its blank line
+            if rest.strip():
+                event, data = parse_block(rest)
+                if not observer.on_event(event, data):
+                    await send(outbound.event(Event(rest, event, data)))
+            await send(outbound.finish())
         await response.write_eof()
     except (ClientGone, ConnectionResetError):
         ctx.status = 499
