@@ -30,12 +30,15 @@ if ((${#missing[@]})); then
 fi
 export PATH="$PATH:/usr/sbin"
 
+# (again when pyproject.toml changed: a new dependency must reach the benchmark's venv)
+stamp=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if ! bench/.venv/bin/python -c 'import sidegate, uvloop, sys; sys.exit(not sidegate.__file__.startswith(sys.argv[1]))' \
-    "$PWD/src/" 2>/dev/null; then
+    "$PWD/src/" 2>/dev/null || [ "$(cat bench/.venv/.pyproject-sha 2>/dev/null)" != "$stamp" ]; then
   echo "installing sidegate into bench/.venv"
   [ -x bench/.venv/bin/python ] || "$PY" -m venv bench/.venv
   quiet bench/.venv/bin/pip install --upgrade pip
   quiet bench/.venv/bin/pip install -e . uvloop
+  echo "$stamp" > bench/.venv/.pyproject-sha
 fi
 
 needs_litellm=1
