@@ -64,6 +64,10 @@ class RequestContext:
     output_chars: int = 0
     upstream_called: bool = False
     first_byte_at: float | None = None
+    # telemetry
+    span: Any = None  # the request's spans (sidegate.telemetry.tracing); None when tracing is off
+    answer: dict[str, Any] | None = None  # a whole JSON answer as sent to the caller (finish reason, model)
+    finish_reason: str | None = None  # of a stream, as the destination reported it
 
     def elapsed_ms(self, until: float | None = None) -> float:
         return ((until or time.perf_counter()) - self.started) * 1000.0

@@ -99,6 +99,7 @@ async def handle(
     )
     ctx.user_agent = request.headers.get("user-agent")
     ctx.client = client_of(ctx.user_agent)
+    state.tracing.start_request(ctx)
     state.in_flight += 1
     try:
         if refusal is not None:

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from sidegate.governance.ratelimit import RateLimiter
 from sidegate.telemetry.stores import default_spool_path, open_store
+from sidegate.telemetry.tracing import Tracing, follow
 from sidegate.telemetry.usage_writer import UsageWriter
 from sidegate.upstream.breaker import Breakers
 
@@ -35,6 +36,7 @@ class AppState:
         self.usage_url = usage_url
         self.limiter = RateLimiter.from_policy(holder.current.model)
         self.breakers = Breakers()  # per destination, kept across reloads
+        self.tracing = Tracing.from_policy(holder.current.model.telemetry.traces)  # off without an endpoint
         self.in_flight = 0
         self.session: aiohttp.ClientSession | None = None
         self._background: set[asyncio.Task[Any]] = set()
@@ -55,6 +57,9 @@ class AppState:
         old_limiter, self.limiter = self.limiter, RateLimiter.from_policy(policy.model, previous=self.limiter)
         if old_limiter is not None:
             await old_limiter.close()
+        old_tracing, self.tracing = self.tracing, follow(self.tracing, policy.model.telemetry.traces)
+        if old_tracing is not self.tracing:
+            self.background(old_tracing.close())
         url = policy.model.usage.store
         if url == self.usage_url:
             return
@@ -69,6 +74,7 @@ class AppState:
             await asyncio.gather(*self._background, return_exceptions=True)
         if self.limiter is not None:
             await self.limiter.close()
+        await self.tracing.close()
         if self.session is not None:
             await self.session.close()
         await self.usage.close()

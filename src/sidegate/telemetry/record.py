@@ -20,6 +20,7 @@ def record(state: AppState, ctx: RequestContext) -> UsageRow:
     state.usage.submit(row)
     if ctx.limiter is not None and ctx.reservation is not None:
         state.background(ctx.limiter.settle(ctx.reservation, row.total_tokens))
+    state.tracing.end_request(ctx, row)
     return row
 
 

@@ -132,16 +132,20 @@ async def _attempt(ctx: RequestContext, target: Target, model: str, translation:
         body_bytes = orjson.dumps(body)
     ctx.target, ctx.destination_model = target, model
     provider = target.provider
+    tracing = ctx.request.app[STATE].tracing
     if provider.adapter.in_process:
+        tracing.start_attempt(ctx, target, model, api, None)
         return client.InProcessReply(mock_reply(api, body or {}, model, stream))
     service = ctx.service
     assert service is not None
     session = ctx.request.app[STATE].session
     assert session is not None, "the upstream session is opened before serving"
+    headers = _headers(ctx, target, api)
+    tracing.start_attempt(ctx, target, model, api, headers)  # sends the attempt span's traceparent
     return await client.send(
         session,
         _url(ctx, target, api, model, stream),
-        _headers(ctx, target, api),
+        headers,
         body_bytes if ctx.fmt.has_body else None,
         method=ctx.request.method,
         timeout=service.stream_timeout if stream else service.whole_timeout,
@@ -158,6 +162,7 @@ def _note(ctx: RequestContext, target: Target, model: str, began: float, status:
         "reason": reason,
         "duration_ms": round((time.perf_counter() - began) * 1000.0, 3),
     })
+    ctx.request.app[STATE].tracing.end_attempt(ctx, status, reason)
 
 
 async def forward(ctx: RequestContext) -> client.Reply:

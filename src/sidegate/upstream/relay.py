@@ -88,6 +88,7 @@ async def _relay_whole(ctx: RequestContext, reply: Reply) -> web.Response:
     if changed:
         data = orjson.dumps(obj)
     ctx.status = status
+    ctx.answer = obj if isinstance(obj, dict) else None
     ctx.first_byte_at = time.perf_counter()
     if ctx.capture is not None:
         ctx.capture.append(data)
@@ -202,4 +203,5 @@ async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse
         reply.close()
         ctx.usage = observer.usage
         ctx.output_chars = observer.text_chars
+        ctx.finish_reason = observer.finish_reason
     return response

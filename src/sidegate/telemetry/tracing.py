@@ -1,0 +1,303 @@
+"""OpenTelemetry traces of the requests sidegate serves (DESIGN §5 "Traces").
+
+Each request gets one SERVER span, the child of the caller's W3C `traceparent` when it sent one,
+named after the GenAI conventions (`chat gpt-5`) once the model service is known, else after the
+HTTP route. Each upstream attempt (fallbacks included) gets a CLIENT span under it, whose context
+goes upstream in the `traceparent` header. The attempt whose answer is relayed stays open until
+the answer has been read, so its span covers the whole generation.
+
+The pipeline calls, in order: `start_request` when the request context exists, `start_attempt` and
+`end_attempt` around each upstream attempt (upstream/forward.py), and `end_request` from the
+record stage with the finished usage row. With tracing off (no endpoint), `ctx.span` stays None and
+each call returns after one check. Spans are exported by a batching worker thread (see
+`tracing_setup`): the request path only creates and ends them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import structlog
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, set_span_in_context
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from sidegate import __version__
+from sidegate.context import RequestContext
+from sidegate.policy.model import TracesConfig
+from sidegate.telemetry.genai import OPERATIONS, PROVIDERS, finish_reasons, response_model
+from sidegate.telemetry.tracing_content import request_content, response_content
+from sidegate.telemetry.tracing_setup import (
+    CountingBatchProcessor,
+    TraceSettings,
+    new_provider,
+    otlp_exporter,
+    shut_down,
+    trace_settings,
+)
+from sidegate.telemetry.usage_row import UsageRow
+
+if TYPE_CHECKING:
+    from sidegate.policy.compiled import Target
+
+log = structlog.get_logger("sidegate.tracing")
+
+PROPAGATOR = TraceContextTextMapPropagator()
+NAME_MODEL_LIMIT = 128  # characters of a model name in a span name
+RATE_LIMITED = "rate_limit_exceeded"
+_GUARDRAIL_FIELDS = (("name", "guardrail"), ("phase", "phase"), ("action", "action"), ("category", "category"),
+                     ("count", "count"))
+_ANSWERED = frozenset({"ok", "error"})  # forward's reasons for the attempt whose answer is relayed
+
+
+class RequestSpans:
+    """What one request holds on `ctx.span`: its server span and the attempt span still open."""
+
+    __slots__ = ("attempt", "server")
+
+    def __init__(self, server: Span) -> None:
+        self.server = server
+        self.attempt: Span | None = None
+
+
+def _set(attributes: dict[str, Any], key: str, value: Any) -> None:
+    if value is not None:
+        attributes[key] = value
+
+
+class Tracing:
+    """The spans of one sidegate process; `Tracing.from_policy` reads the policy and environment."""
+
+    def __init__(self, settings: TraceSettings, provider: TracerProvider | None = None,
+                 processor: CountingBatchProcessor | None = None) -> None:
+        self.settings = settings
+        self.capture_content = settings.capture_content
+        self._provider = provider
+        self._processor = processor
+        self._tracer: Tracer | None = provider.get_tracer("sidegate", __version__) if provider else None
+        self._servers: dict[str, tuple[str | None, int | None]] = {}
+        self._failures = 0
+
+    @classmethod
+    def from_policy(cls, config: TracesConfig, environ: Mapping[str, str] = os.environ) -> Tracing:
+        settings = trace_settings(config, environ)
+        if settings.endpoint is None:
+            return cls(settings)
+        return cls.exporting_to(settings, otlp_exporter(settings.endpoint))
+
+    @classmethod
+    def exporting_to(cls, settings: TraceSettings, exporter: SpanExporter, *, max_queue_size: int | None = None,
+                     schedule_delay_millis: float | None = None) -> Tracing:
+        """Tracing that sends every span to `exporter` (through the same batching as OTLP export)."""
+        provider, processor = new_provider(settings, exporter, max_queue_size=max_queue_size,
+                                           schedule_delay_millis=schedule_delay_millis)
+        return cls(settings, provider, processor)
+
+    @property
+    def enabled(self) -> bool:
+        return self._tracer is not None
+
+    @property
+    def dropped_spans(self) -> int:
+        """Spans that never reached the collector: export failures and queue overflow."""
+        return self._processor.dropped if self._processor is not None else 0
+
+    @property
+    def exported_spans(self) -> int:
+        return self._processor.counting.exported if self._processor is not None else 0
+
+    def same_destination(self, other: TraceSettings) -> bool:
+        s = self.settings
+        return (s.endpoint, s.service_name) == (other.endpoint, other.service_name)
+
+    # ------------------------------------------------------------------ the request path
+
+    def start_request(self, ctx: RequestContext) -> None:
+        tracer = self._tracer
+        if tracer is None:
+            return
+        request = ctx.request
+        route = ctx.policy.prefix + ctx.surface.path if ctx.surface.path else None
+        attributes: dict[str, Any] = {
+            "http.request.method": request.method,
+            "url.path": request.path,
+            "url.scheme": request.scheme,
+            "sidegate.request_id": ctx.request_id,
+        }
+        _set(attributes, "http.route", route)
+        _set(attributes, "client.address", request.remote)
+        parent = PROPAGATOR.extract(request.headers)
+        name = f"{request.method} {route}" if route else request.method
+        span = tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attributes)
+        ctx.span = RequestSpans(span)
+
+    def start_attempt(self, ctx: RequestContext, target: Target, model: str, api: str,
+                      headers: dict[str, str] | None) -> None:
+        """A client span for one upstream attempt; its context is written into `headers` (the
+        request about to be sent) as `traceparent`."""
+        spans: RequestSpans | None = ctx.span
+        if spans is None or self._tracer is None:
+            return
+        self._end_attempt(spans)
+        provider = target.provider
+        operation = OPERATIONS.get(api)
+        attributes: dict[str, Any] = {
+            "gen_ai.request.model": model,
+            "http.request.method": ctx.request.method,
+            "sidegate.destination": provider.name,
+            "sidegate.api": api,
+        }
+        _set(attributes, "gen_ai.operation.name", operation)
+        _set(attributes, "gen_ai.provider.name", PROVIDERS.get(provider.kind, provider.kind))
+        address, port = self._server(provider.base_url)
+        _set(attributes, "server.address", address)
+        _set(attributes, "server.port", port)
+        name = f"{operation} {model[:NAME_MODEL_LIMIT]}" if operation else ctx.request.method
+        span = self._tracer.start_span(name, context=set_span_in_context(spans.server), kind=SpanKind.CLIENT,
+                                       attributes=attributes)
+        spans.attempt = span
+        if headers is not None:
+            PROPAGATOR.inject(headers, context=set_span_in_context(span))
+
+    def end_attempt(self, ctx: RequestContext, status: int | None, reason: str) -> None:
+        """The attempt's outcome. The attempt whose answer is relayed stays open until `end_request`."""
+        spans: RequestSpans | None = ctx.span
+        if spans is None or spans.attempt is None:
+            return
+        span = spans.attempt
+        span.set_attribute("sidegate.attempt.outcome", reason)
+        if status is not None:
+            span.set_attribute("http.response.status_code", status)
+        if status is None or status >= 400:
+            span.set_attribute("error.type", reason if status is None else str(status))
+            span.set_status(Status(StatusCode.ERROR, reason))
+        if reason not in _ANSWERED:
+            self._end_attempt(spans)
+
+    def end_request(self, ctx: RequestContext, row: UsageRow) -> None:
+        """End the request's spans with what the usage row says. Never raises."""
+        spans: RequestSpans | None = ctx.span
+        if spans is None:
+            return
+        ctx.span = None
+        try:
+            self._finish(ctx, row, spans)
+        except Exception:  # a tracing bug must not fail the request's record stage
+            self._failures += 1
+            if self._failures == 1:
+                log.exception("could not finish a request's spans", request_id=ctx.request_id)
+            spans.server.end()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def flush(self) -> None:
+        """Hand every ended span to the exporter now (in a thread: export may wait on the network)."""
+        if self._provider is not None:
+            import asyncio
+
+            await asyncio.to_thread(self._provider.force_flush)
+
+    async def close(self) -> None:
+        if self._provider is None or self._processor is None:
+            return
+        provider, processor, self._provider, self._tracer = self._provider, self._processor, None, None
+        await shut_down(provider, processor)
+        if processor.dropped:
+            log.warning("spans dropped: the trace collector did not take them", dropped_spans=processor.dropped,
+                        exported_spans=processor.counting.exported, endpoint=self.settings.endpoint)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _server(self, base_url: str) -> tuple[str | None, int | None]:
+        known = self._servers.get(base_url)
+        if known is None:
+            if base_url:
+                parts = urlsplit(base_url)
+                try:
+                    port = parts.port or (443 if parts.scheme == "https" else 80)
+                except ValueError:
+                    port = None
+                known = (parts.hostname, port)
+            else:
+                known = (None, None)
+            if len(self._servers) < 1024:
+                self._servers[base_url] = known
+        return known
+
+    @staticmethod
+    def _end_attempt(spans: RequestSpans) -> None:
+        if spans.attempt is not None:
+            spans.attempt.end()
+            spans.attempt = None
+
+    def _finish(self, ctx: RequestContext, row: UsageRow, spans: RequestSpans) -> None:
+        api = ctx.fmt.name
+        operation = OPERATIONS.get(api) if ctx.fmt.has_body else None
+        answer = ctx.answer
+        reasons = finish_reasons(api, answer) if answer is not None else []
+        if not reasons and ctx.finish_reason:
+            reasons = [ctx.finish_reason]
+        answered_model = (response_model(api, answer) if answer is not None else None) or row.destination_model
+        usage: dict[str, Any] = {}
+        if ctx.upstream_called:
+            usage = {"gen_ai.usage.input_tokens": row.input_tokens, "gen_ai.usage.output_tokens": row.output_tokens}
+            _set(usage, "gen_ai.response.model", answered_model)
+            if reasons:
+                usage["gen_ai.response.finish_reasons"] = reasons
+        attempt = spans.attempt
+        if attempt is not None:
+            attempt.set_attributes(usage)
+            self._end_attempt(spans)
+
+        span = spans.server
+        attributes: dict[str, Any] = {
+            "http.response.status_code": row.status_code,
+            "sidegate.api": row.api_type,
+            "sidegate.client": row.client,
+            "sidegate.streaming": row.streaming,
+            **usage,
+        }
+        if usage:
+            attributes["sidegate.tokens_estimated"] = row.tokens_estimated
+        _set(attributes, "gen_ai.operation.name", operation)
+        _set(attributes, "gen_ai.request.model", ctx.model)
+        _set(attributes, "gen_ai.provider.name", PROVIDERS.get(row.destination_type or "", row.destination_type))
+        _set(attributes, "sidegate.principal", row.requester)
+        _set(attributes, "sidegate.principal_type", row.requester_type)
+        _set(attributes, "sidegate.model_service", row.model_service)
+        _set(attributes, "sidegate.destination", row.destination_name)
+        _set(attributes, "sidegate.error_code", row.error_code)
+        _set(attributes, "user_agent.original", row.user_agent)
+        _set(attributes, "sidegate.time_to_first_byte_ms", row.time_to_first_byte_ms)
+        for key, value in row.request_tags.items():
+            attributes["sidegate.tag." + key] = value
+        if self.capture_content:
+            _set(attributes, "sidegate.request.content", request_content(ctx))
+            _set(attributes, "sidegate.response.content", response_content(ctx))
+        if row.status_code >= 400:
+            attributes["error.type"] = row.error_code or str(row.status_code)
+            span.set_status(Status(StatusCode.ERROR, row.error_code or f"HTTP {row.status_code}"))
+        span.set_attributes(attributes)
+        for result in row.guardrail_results:
+            span.add_event("sidegate.guardrail", {
+                f"sidegate.guardrail.{name}": found for name, key in _GUARDRAIL_FIELDS
+                if isinstance(found := result.get(key), str | int)})
+        if row.error_code == RATE_LIMITED:
+            span.add_event("sidegate.rate_limited", {"sidegate.error_code": RATE_LIMITED})
+        if operation and ctx.service is not None and ctx.model:
+            span.update_name(f"{operation} {ctx.model[:NAME_MODEL_LIMIT]}")
+        span.end()
+
+
+def follow(current: Tracing, config: TracesConfig, environ: Mapping[str, str] = os.environ) -> Tracing:
+    """The tracing for a reloaded policy: the same object (with the new `capture_content`) while
+    spans still go to the same place, else a new one (the caller closes the old)."""
+    settings = trace_settings(config, environ)
+    if current.same_destination(settings):
+        current.capture_content = settings.capture_content
+        return current
+    return Tracing.from_policy(config, environ)
