@@ -123,6 +123,8 @@ async def start_state(policies: str | Path) -> AppState:
     writer = new_usage_writer(url)
     await writer.start()
     state = AppState(holder, writer, url)
+    if state.inference_log is not None:
+        await state.inference_log.start()
     state.session = new_session()
     holder.listeners.append(state.on_policy_swap)
     return state

@@ -11,7 +11,6 @@ spools and files written by an older version stay readable.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -46,7 +45,7 @@ class RowSchema(Generic[R]):
     """One record kind. `label` names it in log lines ("usage", "inference log")."""
 
     table: str
-    row_type: Callable[..., R]
+    row_type: type[R]
     columns: tuple[str, ...]
     label: str
     key: str = "request_id"  # primary key: replays of a row are ignored by stores that can
