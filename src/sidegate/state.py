@@ -13,6 +13,7 @@ import structlog
 from aiohttp import web
 
 from sidegate.governance.ratelimit import RateLimiter
+from sidegate.telemetry.inference_log import InferenceLog, follow_policy
 from sidegate.telemetry.stores import default_spool_path, open_store
 from sidegate.telemetry.tracing import Tracing, follow
 from sidegate.telemetry.usage_writer import UsageWriter
@@ -36,6 +37,7 @@ class AppState:
         self.usage_url = usage_url
         self.limiter = RateLimiter.from_policy(holder.current.model)
         self.breakers = Breakers()  # per destination, kept across reloads
+        self.inference_log = InferenceLog.from_policy(holder.current.model.inference_log)  # started by app
         self.tracing = Tracing.from_policy(holder.current.model.telemetry.traces)  # off without an endpoint
         self.in_flight = 0
         self.session: aiohttp.ClientSession | None = None
@@ -57,6 +59,9 @@ class AppState:
         old_limiter, self.limiter = self.limiter, RateLimiter.from_policy(policy.model, previous=self.limiter)
         if old_limiter is not None:
             await old_limiter.close()
+        self.inference_log, retired = await follow_policy(self.inference_log, policy.model.inference_log)
+        if retired is not None:
+            await retired.close()
         old_tracing, self.tracing = self.tracing, follow(self.tracing, policy.model.telemetry.traces)
         if old_tracing is not self.tracing:
             self.background(old_tracing.close())
@@ -78,6 +83,8 @@ class AppState:
         if self.session is not None:
             await self.session.close()
         await self.usage.close()
+        if self.inference_log is not None:
+            await self.inference_log.close()
 
 
 STATE = web.AppKey("sidegate_state", AppState)

@@ -18,6 +18,8 @@ def record(state: AppState, ctx: RequestContext) -> UsageRow:
     """Never raises into the pipeline for a store problem: the writer spools what it cannot write."""
     row = usage_row(ctx, time.perf_counter())
     state.usage.submit(row)
+    if ctx.capture is not None and state.inference_log is not None:
+        state.inference_log.submit(ctx, row)
     if ctx.limiter is not None and ctx.reservation is not None:
         state.background(ctx.limiter.settle(ctx.reservation, row.total_tokens))
     state.tracing.end_request(ctx, row)
