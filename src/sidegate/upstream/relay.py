@@ -37,8 +37,10 @@ def response_headers(ctx: RequestContext, reply: Reply, translated: dict[str, st
     """The upstream's own headers when it spoke the caller's format, else `translated`; then sidegate's."""
     headers = dict(reply.headers) if translated is None else dict(translated)
     headers["x-sidegate-request-id"] = ctx.request_id
-    if ctx.reservation is not None:
-        headers.update(ctx.reservation.headers())
+    if ctx.reservation is not None and (limits := ctx.reservation.headers()):
+        # sidegate's x-ratelimit-* replace the upstream's of the same name, whatever their case
+        headers = {k: v for k, v in headers.items() if k.lower() not in limits}
+        headers.update(limits)
     return headers
 
 
@@ -187,6 +189,7 @@ async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse
                         for out in outbound.event(ev)])
         if outbound.blocked:
             ctx.error_code = "output_guardrail_triggered"
+            ctx.usage_complete = False  # reading stopped at the block: the usage seen so far is partial
         elif clean:
             rest = splitter.rest()  # a last event without its blank line
             if rest.strip():
