@@ -9,8 +9,9 @@ the answer has been read, so its span covers the whole generation.
 The pipeline calls, in order: `start_request` when the request context exists, `start_attempt` and
 `end_attempt` around each upstream attempt (upstream/forward.py), and `end_request` from the
 record stage with the finished usage row. With tracing off (no endpoint), `ctx.span` stays None and
-each call returns after one check. Spans are exported by a batching worker thread (see
-`tracing_setup`): the request path only creates and ends them.
+each call returns after one check. While the request runs its spans are plain values
+(`tracing_spans`); the record stage hands them, finished, to the batching processor, whose worker
+thread exports them (`tracing_setup`).
 """
 
 from __future__ import annotations
@@ -21,9 +22,19 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import structlog
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, set_span_in_context
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    get_current_span,
+    set_span_in_context,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from sidegate import __version__
@@ -39,6 +50,7 @@ from sidegate.telemetry.tracing_setup import (
     shut_down,
     trace_settings,
 )
+from sidegate.telemetry.tracing_spans import RANDOM_TRACE_ID, PendingSpan, RequestSpans
 from sidegate.telemetry.usage_row import UsageRow
 
 if TYPE_CHECKING:
@@ -52,16 +64,6 @@ RATE_LIMITED = "rate_limit_exceeded"
 _GUARDRAIL_FIELDS = (("name", "guardrail"), ("phase", "phase"), ("action", "action"), ("category", "category"),
                      ("count", "count"))
 _ANSWERED = frozenset({"ok", "error"})  # forward's reasons for the attempt whose answer is relayed
-
-
-class RequestSpans:
-    """What one request holds on `ctx.span`: its server span and the attempt span still open."""
-
-    __slots__ = ("attempt", "server")
-
-    def __init__(self, server: Span) -> None:
-        self.server = server
-        self.attempt: Span | None = None
 
 
 def _set(attributes: dict[str, Any], key: str, value: Any) -> None:
@@ -78,7 +80,7 @@ class Tracing:
         self.capture_content = settings.capture_content
         self._provider = provider
         self._processor = processor
-        self._tracer: Tracer | None = provider.get_tracer("sidegate", __version__) if provider else None
+        self._scope = InstrumentationScope("sidegate", __version__)
         self._servers: dict[str, tuple[str | None, int | None]] = {}
         self._failures = 0
 
@@ -99,7 +101,7 @@ class Tracing:
 
     @property
     def enabled(self) -> bool:
-        return self._tracer is not None
+        return self._provider is not None
 
     @property
     def dropped_spans(self) -> int:
@@ -117,80 +119,87 @@ class Tracing:
     # ------------------------------------------------------------------ the request path
 
     def start_request(self, ctx: RequestContext) -> None:
-        tracer = self._tracer
-        if tracer is None:
+        provider = self._provider
+        if provider is None:
             return
         request = ctx.request
         route = ctx.policy.prefix + ctx.surface.path if ctx.surface.path else None
-        attributes: dict[str, Any] = {
-            "http.request.method": request.method,
-            "url.path": request.path,
-            "url.scheme": request.scheme,
-            "sidegate.request_id": ctx.request_id,
-        }
+        name = f"{request.method} {route}" if route else request.method
+        parent_context = PROPAGATOR.extract(request.headers)
+        caller = get_current_span(parent_context).get_span_context()
+        parent = caller if caller.is_valid else None
+        if parent is not None:
+            trace_id, random = parent.trace_id, int(parent.trace_flags) & RANDOM_TRACE_ID
+        else:
+            trace_id, random = provider.id_generator.generate_trace_id(), RANDOM_TRACE_ID
+        sampling = provider.sampler.should_sample(parent_context, trace_id, name, SpanKind.SERVER)
+        attributes: dict[str, Any] = {"http.request.method": request.method, "sidegate.request_id": ctx.request_id}
         _set(attributes, "http.route", route)
         _set(attributes, "client.address", request.remote)
-        parent = PROPAGATOR.extract(request.headers)
-        name = f"{request.method} {route}" if route else request.method
-        span = tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attributes)
-        ctx.span = RequestSpans(span)
+        if sampling.attributes:
+            attributes.update(sampling.attributes)
+        flags = TraceFlags((TraceFlags.SAMPLED if sampling.decision.is_sampled() else TraceFlags.DEFAULT) | random)
+        server = PendingSpan(name, provider.id_generator.generate_span_id(), SpanKind.SERVER, attributes)
+        ctx.span = RequestSpans(trace_id, flags, sampling.trace_state, parent, server)
 
     def start_attempt(self, ctx: RequestContext, target: Target, model: str, api: str,
                       headers: dict[str, str] | None) -> None:
         """A client span for one upstream attempt; its context is written into `headers` (the
         request about to be sent) as `traceparent`."""
         spans: RequestSpans | None = ctx.span
-        if spans is None or self._tracer is None:
+        if spans is None or self._provider is None:
             return
-        self._end_attempt(spans)
+        previous = spans.open_attempt
+        if previous is not None:
+            previous.finish()
         provider = target.provider
         operation = OPERATIONS.get(api)
-        attributes: dict[str, Any] = {
-            "gen_ai.request.model": model,
-            "http.request.method": ctx.request.method,
-            "sidegate.destination": provider.name,
-            "sidegate.api": api,
-        }
+        attributes: dict[str, Any] = {"gen_ai.request.model": model, "sidegate.destination": provider.name}
         _set(attributes, "gen_ai.operation.name", operation)
         _set(attributes, "gen_ai.provider.name", PROVIDERS.get(provider.kind, provider.kind))
+        if api != ctx.fmt.name:
+            attributes["sidegate.translated_to"] = api
         address, port = self._server(provider.base_url)
         _set(attributes, "server.address", address)
         _set(attributes, "server.port", port)
         name = f"{operation} {model[:NAME_MODEL_LIMIT]}" if operation else ctx.request.method
-        span = self._tracer.start_span(name, context=set_span_in_context(spans.server), kind=SpanKind.CLIENT,
-                                       attributes=attributes)
-        spans.attempt = span
+        attempt = PendingSpan(name, self._provider.id_generator.generate_span_id(), SpanKind.CLIENT, attributes)
+        spans.attempts.append(attempt)
         if headers is not None:
-            PROPAGATOR.inject(headers, context=set_span_in_context(span))
+            PROPAGATOR.inject(headers, context=set_span_in_context(NonRecordingSpan(spans.context_of(attempt))))
 
     def end_attempt(self, ctx: RequestContext, status: int | None, reason: str) -> None:
         """The attempt's outcome. The attempt whose answer is relayed stays open until `end_request`."""
         spans: RequestSpans | None = ctx.span
-        if spans is None or spans.attempt is None:
+        attempt = spans.open_attempt if spans is not None else None
+        if attempt is None:
             return
-        span = spans.attempt
-        span.set_attribute("sidegate.attempt.outcome", reason)
+        attempt.attributes["sidegate.attempt.outcome"] = reason
         if status is not None:
-            span.set_attribute("http.response.status_code", status)
+            attempt.attributes["http.response.status_code"] = status
         if status is None or status >= 400:
-            span.set_attribute("error.type", reason if status is None else str(status))
-            span.set_status(Status(StatusCode.ERROR, reason))
+            attempt.attributes["error.type"] = reason if status is None else str(status)
+            attempt.status = Status(StatusCode.ERROR, reason)
         if reason not in _ANSWERED:
-            self._end_attempt(spans)
+            attempt.finish()
 
     def end_request(self, ctx: RequestContext, row: UsageRow) -> None:
-        """End the request's spans with what the usage row says. Never raises."""
+        """Finish the request's spans with what the usage row says and hand them to the exporter's
+        queue. Never raises."""
         spans: RequestSpans | None = ctx.span
         if spans is None:
             return
         ctx.span = None
+        if not spans.sampled or self._processor is None:
+            return
         try:
             self._finish(ctx, row, spans)
+            for span in spans.readable(self._resource(), self._scope):
+                self._processor.on_end(span)
         except Exception:  # a tracing bug must not fail the request's record stage
             self._failures += 1
             if self._failures == 1:
                 log.exception("could not finish a request's spans", request_id=ctx.request_id)
-            spans.server.end()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -204,7 +213,7 @@ class Tracing:
     async def close(self) -> None:
         if self._provider is None or self._processor is None:
             return
-        provider, processor, self._provider, self._tracer = self._provider, self._processor, None, None
+        provider, processor, self._provider = self._provider, self._processor, None
         await shut_down(provider, processor)
         if processor.dropped:
             log.warning("spans dropped: the trace collector did not take them", dropped_spans=processor.dropped,
@@ -228,11 +237,8 @@ class Tracing:
                 self._servers[base_url] = known
         return known
 
-    @staticmethod
-    def _end_attempt(spans: RequestSpans) -> None:
-        if spans.attempt is not None:
-            spans.attempt.end()
-            spans.attempt = None
+    def _resource(self) -> Resource:
+        return self._provider.resource if self._provider is not None else Resource.get_empty()
 
     def _finish(self, ctx: RequestContext, row: UsageRow, spans: RequestSpans) -> None:
         api = ctx.fmt.name
@@ -241,28 +247,27 @@ class Tracing:
         reasons = finish_reasons(api, answer) if answer is not None else []
         if not reasons and ctx.finish_reason:
             reasons = [ctx.finish_reason]
-        answered_model = (response_model(api, answer) if answer is not None else None) or row.destination_model
-        usage: dict[str, Any] = {}
-        if ctx.upstream_called:
-            usage = {"gen_ai.usage.input_tokens": row.input_tokens, "gen_ai.usage.output_tokens": row.output_tokens}
-            _set(usage, "gen_ai.response.model", answered_model)
+        answer_model = (response_model(api, answer) if answer is not None else None) or row.destination_model
+        attempt = spans.open_attempt
+        if attempt is not None:  # the answer relayed: read to its end now
+            _set(attempt.attributes, "gen_ai.response.model", answer_model)
             if reasons:
-                usage["gen_ai.response.finish_reasons"] = reasons
-        attempt = spans.attempt
-        if attempt is not None:
-            attempt.set_attributes(usage)
-            self._end_attempt(spans)
+                attempt.attributes["gen_ai.response.finish_reasons"] = reasons
+            attempt.finish()
 
-        span = spans.server
-        attributes: dict[str, Any] = {
-            "http.response.status_code": row.status_code,
-            "sidegate.api": row.api_type,
-            "sidegate.client": row.client,
-            "sidegate.streaming": row.streaming,
-            **usage,
-        }
-        if usage:
+        server = spans.server
+        attributes = server.attributes
+        attributes["http.response.status_code"] = row.status_code
+        attributes["sidegate.api"] = row.api_type
+        attributes["sidegate.client"] = row.client
+        attributes["sidegate.streaming"] = row.streaming
+        if ctx.upstream_called:  # tokens once per request, on this span (not again on the attempt's)
+            attributes["gen_ai.usage.input_tokens"] = row.input_tokens
+            attributes["gen_ai.usage.output_tokens"] = row.output_tokens
             attributes["sidegate.tokens_estimated"] = row.tokens_estimated
+            _set(attributes, "gen_ai.response.model", answer_model)
+            if reasons:
+                attributes["gen_ai.response.finish_reasons"] = reasons
         _set(attributes, "gen_ai.operation.name", operation)
         _set(attributes, "gen_ai.request.model", ctx.model)
         _set(attributes, "gen_ai.provider.name", PROVIDERS.get(row.destination_type or "", row.destination_type))
@@ -280,18 +285,16 @@ class Tracing:
             _set(attributes, "sidegate.response.content", response_content(ctx))
         if row.status_code >= 400:
             attributes["error.type"] = row.error_code or str(row.status_code)
-            span.set_status(Status(StatusCode.ERROR, row.error_code or f"HTTP {row.status_code}"))
-        span.set_attributes(attributes)
+            server.status = Status(StatusCode.ERROR, row.error_code or f"HTTP {row.status_code}")
         for result in row.guardrail_results:
-            span.add_event("sidegate.guardrail", {
+            server.events.append(Event("sidegate.guardrail", {
                 f"sidegate.guardrail.{name}": found for name, key in _GUARDRAIL_FIELDS
-                if isinstance(found := result.get(key), str | int)})
+                if isinstance(found := result.get(key), str | int)}))
         if row.error_code == RATE_LIMITED:
-            span.add_event("sidegate.rate_limited", {"sidegate.error_code": RATE_LIMITED})
+            server.events.append(Event("sidegate.rate_limited", {"sidegate.error_code": RATE_LIMITED}))
         if operation and ctx.service is not None and ctx.model:
-            span.update_name(f"{operation} {ctx.model[:NAME_MODEL_LIMIT]}")
-        span.end()
-
+            server.name = f"{operation} {ctx.model[:NAME_MODEL_LIMIT]}"
+        server.finish()
 
 def follow(current: Tracing, config: TracesConfig, environ: Mapping[str, str] = os.environ) -> Tracing:
     """The tracing for a reloaded policy: the same object (with the new `capture_content`) while
