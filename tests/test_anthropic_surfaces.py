@@ -394,7 +394,7 @@ async def test_openai_destination_is_reached_through_translation(gateway, fake_u
     assert sent.headers["authorization"] == "Bearer sk-openai-upstream"
     assert not [h for h in sent.headers if h.lower().startswith(("anthropic-", "x-api-key"))]
     body = json.loads(sent.body)
-    assert body["model"] == "gpt-5" and body["max_completion_tokens"] == 8 or body.get("max_tokens") == 8
+    assert (body["model"] == "gpt-5" and body["max_completion_tokens"] == 8) or body.get("max_tokens") == 8
     row = await gw.row()
     assert (row["status_code"], row["error_code"]) == (200, None)
     assert row["destination_type"] == "openai" and row["destination_model"] == "gpt-5"
