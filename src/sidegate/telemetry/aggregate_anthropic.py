@@ -9,12 +9,11 @@ reason and merges its usage into the message's. An `error` event is kept under `
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import orjson
 
-from sidegate.telemetry.aggregate_openai import as_index, merge_delta
+from sidegate.telemetry.aggregate_openai import append_text, as_index, merge_delta
 
 # delta type → (field of the delta, field of the block it extends)
 _TEXT_DELTAS = {
@@ -39,11 +38,11 @@ class AnthropicAggregator:
         if kind == "content_block_delta" and isinstance(obj.get("delta"), dict):
             self._delta(index, obj["delta"])
         elif kind == "content_block_start" and isinstance(obj.get("content_block"), dict):
-            self._blocks[index] = copy.deepcopy(obj["content_block"])
+            self._blocks[index] = obj["content_block"]
         elif kind == "content_block_stop":
             self._close(index)
         elif kind == "message_start" and isinstance(obj.get("message"), dict):
-            self._message = copy.deepcopy(obj["message"])
+            self._message = obj["message"]
         elif kind == "message_delta":
             for key, value in (obj.get("delta") or {}).items():
                 self._message[key] = value
@@ -61,9 +60,9 @@ class AnthropicAggregator:
         fields = _TEXT_DELTAS.get(str(kind))
         if fields is not None:
             source, target = fields
-            block[target] = str(block.get(target) or "") + str(delta.get(source) or "")
+            append_text(block, target, str(delta.get(source) or ""))
         elif kind == "input_json_delta":
-            self._json[index] = self._json.get(index, "") + str(delta.get("partial_json") or "")
+            append_text(self._json, index, str(delta.get("partial_json") or ""))
         elif kind == "citations_delta":
             block.setdefault("citations", []).append(delta.get("citation"))
         else:  # a delta kind this version does not know: fold its fields in

@@ -11,10 +11,9 @@ sources accumulate; the response's own fields (`usageMetadata`, `modelVersion`, 
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
-from sidegate.telemetry.aggregate_openai import as_index
+from sidegate.telemetry.aggregate_openai import append_text, as_index
 
 _TEXT_KEYS = frozenset({"text", "thought", "thoughtSignature"})
 
@@ -56,9 +55,9 @@ class GeminiAggregator:
                 self._content(state, value)
             elif key == "citationMetadata" and isinstance(value, dict):
                 sources = state.setdefault(key, {}).setdefault("citationSources", [])
-                sources.extend(copy.deepcopy(value.get("citationSources") or []))
+                sources.extend(value.get("citationSources") or [])
             elif value is not None:
-                state[key] = copy.deepcopy(value)
+                state[key] = value
 
     @staticmethod
     def _content(state: dict[str, Any], chunk: dict[str, Any]) -> None:
@@ -71,11 +70,11 @@ class GeminiAggregator:
                 continue
             if parts and _joins(parts[-1], part):
                 last = parts[-1]
-                last["text"] += part["text"]
+                append_text(last, "text", part["text"])
                 if part.get("thoughtSignature"):
                     last["thoughtSignature"] = part["thoughtSignature"]
             else:
-                parts.append(copy.deepcopy(part))
+                parts.append(part)
 
     def result(self) -> dict[str, Any]:
         candidates = [self._candidates[i] for i in sorted(self._candidates)]

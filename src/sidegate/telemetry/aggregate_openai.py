@@ -10,12 +10,20 @@ were finished, and the text or arguments of the ones that were not.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 
 def as_index(value: Any, default: int = 0) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def append_text(obj: dict[Any, Any], key: Any, piece: str) -> None:
+    """obj[key] += piece in amortised linear time: with the dict's reference dropped first, CPython
+    grows the string in place instead of copying it (a long stream would otherwise be quadratic)."""
+    text = obj.get(key) or ""
+    obj[key] = None
+    text += piece
+    obj[key] = text
 
 
 # Keys whose value is replaced, not concatenated, when a later delta repeats them.
@@ -28,15 +36,16 @@ def merge_delta(acc: dict[str, Any], delta: dict[str, Any]) -> None:
     for key, value in delta.items():
         have = acc.get(key)
         if have is None or (key in _SET_KEYS and value is not None):
-            acc[key] = copy.deepcopy(value)
+            acc[key] = value
         elif isinstance(have, str) and isinstance(value, str):
-            acc[key] = have + value
+            del have
+            append_text(acc, key, value)
         elif isinstance(have, dict) and isinstance(value, dict):
             merge_delta(have, value)
         elif isinstance(have, list) and isinstance(value, list):
             _merge_list(have, value)
         elif value is not None:
-            acc[key] = copy.deepcopy(value)
+            acc[key] = value
 
 
 def _merge_list(have: list[Any], items: list[Any]) -> None:
@@ -47,9 +56,9 @@ def _merge_list(have: list[Any], items: list[Any]) -> None:
                     merge_delta(old, item)
                     break
             else:
-                have.append(copy.deepcopy(item))
+                have.append(item)
         else:
-            have.append(copy.deepcopy(item))
+            have.append(item)
 
 
 class ChatAggregator:
@@ -135,15 +144,15 @@ class ResponsesAggregator:
         if not isinstance(position, int):
             return
         if isinstance(obj.get("item"), dict):
-            self._items[position] = copy.deepcopy(obj["item"])
+            self._items[position] = obj["item"]
         elif kind == "response.output_text.delta" and isinstance(obj.get("delta"), str):
             key = (position, as_index(obj.get("content_index")))
-            self._parts[key] = self._parts.get(key, "") + obj["delta"]
+            append_text(self._parts, key, obj["delta"])
         elif isinstance(obj.get("delta"), str) and position in self._items:
             item = self._items[position]  # function / custom tool call arguments so far
             field = "arguments" if "arguments" in item else "input" if "input" in item else None
             if field is not None and item.get("status") != "completed":
-                item[field] = (item.get(field) or "") + obj["delta"]
+                append_text(item, field, obj["delta"])
 
     def _unfinished_output(self) -> list[dict[str, Any]]:
         out = []

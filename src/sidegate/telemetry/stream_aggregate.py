@@ -5,11 +5,13 @@ to the caller, and returns that format's answer object: a `chat.completion`, a R
 an Anthropic `message`, a Gemini `GenerateContentResponse`. The folding of each format lives in its
 aggregator (`aggregate_openai`, `aggregate_anthropic`, `aggregate_gemini`), found through
 `AGGREGATORS`, keyed by the format names of `sidegate.apis`. Pure functions of bytes: no I/O.
+Aggregators own the parsed events they are given and build the answer from them in place.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import copy
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 import orjson
@@ -42,14 +44,16 @@ def _aggregator(api: str) -> Aggregator:
     return factory()
 
 
-def sse_events(sse_bytes: bytes) -> list[tuple[str | None, bytes]]:
-    """(event name, data) of every event, a last one without its blank line included."""
+def sse_events(sse_bytes: bytes, piece: int = 1 << 16) -> Iterator[tuple[str | None, bytes]]:
+    """(event name, data) of every event, a last one without its blank line included; read a
+    piece at a time so that a long stream never has all its events alive at once."""
     splitter = SSESplitter()
-    events = [(ev.event, ev.data) for ev in splitter.feed(sse_bytes)]
+    for start in range(0, len(sse_bytes), piece):
+        for ev in splitter.feed(sse_bytes[start:start + piece]):
+            yield ev.event, ev.data
     rest = splitter.rest()
     if rest.strip():
-        events.append(parse_block(rest))
-    return events
+        yield parse_block(rest)
 
 
 def aggregate(api: str, sse_bytes: bytes) -> dict[str, Any]:
@@ -72,7 +76,7 @@ def aggregate_chunks(api: str, chunks: Iterable[Any]) -> dict[str, Any]:
     """The same from already parsed chunks: a Gemini stream asked for without `alt=sse` arrives
     as one JSON array of GenerateContentResponse objects."""
     aggregator = _aggregator(api)
-    for chunk in chunks:
+    for chunk in copy.deepcopy(list(chunks)):  # the aggregator builds its answer from them in place
         if isinstance(chunk, dict):
             aggregator.add(None, chunk)
     return aggregator.result()
