@@ -48,7 +48,7 @@ async def reserve_rate_limit(ctx: RequestContext, limiter: RateLimiter | None) -
         return
     assert ctx.principal is not None and ctx.service is not None
     ctx.limiter = limiter
-    estimate = estimate_request_tokens(ctx.fmt.name, ctx.body or {})
+    estimate = estimate_request_tokens(ctx.fmt.name, ctx.body or {}, len(ctx.body_bytes))
     ctx.reservation = await limiter.reserve(ctx.principal, ctx.service.name, ctx.tags, estimate, model=ctx.model)
 
 
@@ -112,6 +112,8 @@ async def handle(
         apply_tags(ctx)
         await reserve_rate_limit(ctx, state.limiter)
         guard_input(ctx)
+        if state.inference_log is not None and state.inference_log.sampled():
+            ctx.capture = []  # the relay keeps what it sends back, for the inference log
         reply = await forward(ctx)
         return await relay(ctx, reply)
     except GatewayError as err:
