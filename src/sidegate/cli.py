@@ -14,9 +14,9 @@ DEFAULT_POLICIES = os.environ.get("SIDEGATE_POLICIES", "policies")
 def _serve(args: argparse.Namespace) -> int:
     from sidegate.app import serve
     from sidegate.policy.loader import PolicyError
-    from sidegate.telemetry.logs import configure_logging
+    from sidegate.telemetry.logs import configure_logging, shutdown_logging
 
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, access_log=args.access_log)
     try:
         import uvloop
 
@@ -24,7 +24,10 @@ def _serve(args: argparse.Namespace) -> int:
     except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
         pass
     try:
-        asyncio.run(serve(args.policies, listen=args.listen, watch_interval_s=args.watch_interval))
+        try:
+            asyncio.run(serve(args.policies, listen=args.listen, watch_interval_s=args.watch_interval))
+        finally:
+            shutdown_logging()  # the queued log lines before any message below
     except PolicyError as exc:
         print(f"sidegate: the policy in {args.policies} is invalid:\n{exc}", file=sys.stderr)
         return 2
@@ -79,6 +82,8 @@ def parser() -> argparse.ArgumentParser:
                        help="how often to look for policy file changes; 0 turns the watch off (SIGHUP "
                        "still reloads)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True,
+                       help="one log line per request (default: on; it follows --log-level info)")
     serve.set_defaults(run=_serve)
     validate = commands.add_parser("validate", help="check a policy directory, as serve would")
     validate.add_argument("directory")

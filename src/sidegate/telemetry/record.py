@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from sidegate.context import RequestContext
 from sidegate.ingress.base import TokenUsage, estimate_tokens, text_chars
+from sidegate.telemetry.access_log import access_line
 from sidegate.telemetry.usage_row import UsageRow
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ def record(state: AppState, ctx: RequestContext) -> UsageRow:
     if ctx.limiter is not None and ctx.reservation is not None:
         state.background(ctx.limiter.settle(ctx.reservation, row.total_tokens))
     state.tracing.end_request(ctx, row)
+    access_line(row)
     return row
 
 
