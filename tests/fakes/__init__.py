@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 
 import pytest_asyncio
 
+from .connection import blackhole
 from .fixtures import (
     DEFAULT_DELTAS,
     DEFAULT_TEXT,
@@ -73,6 +74,7 @@ __all__ = [
     "Kind",
     "Received",
     "anthropic_wire",
+    "blackhole",
     "default_json",
     "default_sse",
     "error_body",

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from aiohttp import web
 from multidict import CIMultiDict
 
+from .connection import Dropped, drop, hang
 from .fixtures import anthropic_wire, gemini_wire, openai_wire
 from .fixtures.common import dumps, new_id
 
@@ -52,6 +53,10 @@ class _Reply:
     chunk_delay_s: float = 0.0
     cut_after: int | None = None
     disconnect: bool = False
+    hang: bool = False
+    hang_after: int | None = None
+    reset: bool = False
+    gate: asyncio.Event | None = None
 
 
 @dataclass
@@ -161,6 +166,7 @@ class FakeUpstream:
         self._queue: deque[_Reply] = deque()
         self._routes = [(method, re.compile(rx), fn) for method, rx, fn in _ROUTES[kind]()]
         self._runner: web.AppRunner | None = None
+        self._released = asyncio.Event()  # set on close: ends every hanging reply
         self.port = 0
 
     # ------------------------------------------------------------ lifecycle
@@ -184,6 +190,7 @@ class FakeUpstream:
         self.port = int(self._runner.addresses[0][1])
 
     async def close(self) -> None:
+        self._released.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -209,6 +216,10 @@ class FakeUpstream:
         *,
         body: bytes | None = None,
         disconnect: bool = False,
+        hang: bool = False,
+        hang_after: int | None = None,
+        reset: bool = False,
+        gate: asyncio.Event | None = None,
     ) -> None:
         """Queue a reply for the next request (FIFO).
 
@@ -216,10 +227,15 @@ class FakeUpstream:
         content-type from `headers`); with none of them the default response for the path is used (or,
         for status >= 400, the provider's error body). `delay_s` waits before the status line;
         `chunk_delay_s` waits between stream pieces; `cut_after=N` sends N pieces then drops the
-        connection mid-body; `disconnect=True` drops it before sending anything.
+        connection mid-body; `disconnect=True` drops it before sending anything. `hang=True` never
+        sends the status line; `hang_after=N` sends the headers and N pieces, then goes silent with
+        the connection open (both until the client gives up or the fake closes). `reset=True` makes
+        a drop (`disconnect`, `cut_after`) a TCP reset instead of an orderly close. `gate`: wait
+        until the test sets that event before answering (the request is in `received` meanwhile).
         """
         self._queue.append(
-            _Reply(status, json, sse, body, headers, delay_s, chunk_delay_s, cut_after, disconnect)
+            _Reply(status, json, sse, body, headers, delay_s, chunk_delay_s, cut_after, disconnect,
+                   hang, hang_after, reset, gate)
         )
 
     def error(
@@ -329,11 +345,15 @@ class FakeUpstream:
             )
         )
         scripted = self._queue.popleft() if self._queue else None
+        if scripted and scripted.gate is not None:
+            await scripted.gate.wait()
         if scripted and scripted.delay_s:
             await asyncio.sleep(scripted.delay_s)
+        if scripted and scripted.hang:
+            await hang(request, self._released)
         if scripted and scripted.disconnect:
-            _drop(request)
-            raise _Dropped()
+            drop(request, scripted.reset)
+            raise Dropped()
         ans = self._answer(scripted, request, body)
         headers = {**self._base_headers(), **ans.headers}
         ctype = next((v for k, v in headers.items() if k.lower() == "content-type"), ans.content_type)
@@ -347,25 +367,23 @@ class FakeUpstream:
         resp = web.StreamResponse(status=ans.status, headers=headers)
         await resp.prepare(request)
         cut_after = scripted.cut_after if scripted else None
+        hang_after = scripted.hang_after if scripted else None
+        reset = scripted.reset if scripted else False
         gap = scripted.chunk_delay_s if scripted else 0.0
         for i, piece in enumerate(ans.pieces):
             if cut_after is not None and i >= cut_after:
-                _drop(request)
-                raise _Dropped()
+                drop(request, reset)
+                raise Dropped()
+            if hang_after is not None and i >= hang_after:
+                await hang(request, self._released)
             if gap and i:
                 await asyncio.sleep(gap)
             await resp.write(piece)
         if cut_after is not None and cut_after >= len(ans.pieces):
-            _drop(request)
-            raise _Dropped()
+            drop(request, reset)
+            raise Dropped()
+        if hang_after is not None and hang_after >= len(ans.pieces):
+            await hang(request, self._released)
         await resp.write_eof()
         return resp
 
-
-class _Dropped(asyncio.CancelledError):
-    """Raised after the fake closed the transport on purpose; aiohttp then stops handling quietly."""
-
-
-def _drop(request: web.Request) -> None:
-    if request.transport is not None:
-        request.transport.close()
