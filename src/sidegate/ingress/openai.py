@@ -21,6 +21,12 @@ def stream_error(err: GatewayError, request_id: str) -> bytes:
     return b"data: " + render_error(err, request_id) + b"\n\n"
 
 
+def responses_stream_error(err: GatewayError, request_id: str) -> bytes:
+    """The Responses API's own `error` stream event (a Responses stream has no `data: {"error": …}`)."""
+    event = {"type": "error", "code": err.code, "message": err.message, "param": err.param}
+    return b"event: error\ndata: " + orjson.dumps(event) + b"\n\n"
+
+
 def error_code(obj: dict[str, Any]) -> str | None:
     error = obj.get("error")
     if isinstance(error, dict):

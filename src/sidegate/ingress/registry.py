@@ -28,6 +28,18 @@ FAMILIES: dict[str, Family] = {
     "gemini": Family(gemini.render_error, gemini.stream_error, gemini.error_code),
 }
 
+# Formats whose streams end on an error with an event of their own rather than their family's.
+_FORMAT_STREAM_ERRORS: dict[str, Callable[[GatewayError, str], bytes]] = {
+    apis.OPENAI_RESPONSES: openai.responses_stream_error,
+}
+
+
+def stream_error(api: str, err: GatewayError, request_id: str) -> bytes:
+    """The event that ends a stream of format `api` on a failure, in that format's shape."""
+    render = _FORMAT_STREAM_ERRORS.get(api) or FAMILIES[FORMATS[api].family].stream_error
+    return render(err, request_id)
+
+
 FORMATS: dict[str, ApiFormat] = {
     fmt.name: fmt
     for fmt in (

@@ -39,6 +39,9 @@ class Reply:
     async def read(self) -> bytes:
         raise NotImplementedError
 
+    async def load(self) -> None:
+        """Read the whole answer now (before `read`), so that a failure surfaces in the attempt."""
+
     def chunks(self) -> AsyncIterator[bytes]:
         raise NotImplementedError
 
@@ -47,19 +50,25 @@ class Reply:
 
 
 class HttpReply(Reply):
-    __slots__ = ("_response", "headers", "is_sse", "status")
+    __slots__ = ("_body", "_response", "headers", "is_sse", "status")
 
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
+        self._body: bytes | None = None
         self.status = response.status
         self.headers = [(k, v) for k, v in response.headers.items() if k.lower() not in _HOP_HEADERS]
         self.is_sse = response.content_type == "text/event-stream"
 
     async def read(self) -> bytes:
+        if self._body is not None:
+            return self._body
         try:
             return await self._response.read()
         finally:
             self._response.release()
+
+    async def load(self) -> None:
+        self._body = await self.read()
 
     def chunks(self) -> AsyncIterator[bytes]:
         return self._response.content.iter_any()
@@ -105,5 +114,10 @@ async def send(
         kwargs["data"] = body
     response = await session.request(method, URL(url, encoded=True), **kwargs)
     if idle_timeout_s is not None and response.connection is not None:
-        response.connection.protocol.read_timeout = idle_timeout_s  # type: ignore[union-attr]
+        protocol = response.connection.protocol
+        assert protocol is not None
+        protocol.read_timeout = idle_timeout_s
+        # The running timer was armed with the first-byte setting by the read that brought the
+        # headers (often with the first chunks): from here on silence is bounded by the idle one.
+        protocol.start_timeout()
     return HttpReply(response)

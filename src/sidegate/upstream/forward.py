@@ -1,8 +1,11 @@
 """Forwarding a request to its destinations: for each target in order (the weighted choice, then the
 fallbacks), translate the request when the provider does not speak the caller's format, build the
 upstream request, send it, and move on to the next target on a retryable failure (429, 5xx,
-timeout, connection error: always before anything reached the caller). A destination whose circuit
-breaker is open is skipped. Every attempt, skipped ones included, is noted for the usage row.
+timeout, connection error: always before anything reached the caller; an answer relayed whole is
+read here, so a body cut short falls back too). A destination whose circuit breaker is open is
+skipped. Every attempt, skipped ones included, is noted for the usage row with its reason: ok,
+error, retryable_status, connect_timeout, first_byte_timeout (for an answer read whole: the whole
+answer), connection_error, circuit_open, no_translation, translation_error, estimated_locally.
 """
 
 from __future__ import annotations
@@ -142,7 +145,7 @@ async def _attempt(ctx: RequestContext, target: Target, model: str, translation:
     assert session is not None, "the upstream session is opened before serving"
     headers = _headers(ctx, target, api)
     tracing.start_attempt(ctx, target, model, api, headers)  # sends the attempt span's traceparent
-    return await client.send(
+    reply = await client.send(
         session,
         _url(ctx, target, api, model, stream),
         headers,
@@ -151,6 +154,9 @@ async def _attempt(ctx: RequestContext, target: Target, model: str, translation:
         timeout=service.stream_timeout if stream else service.whole_timeout,
         idle_timeout_s=service.idle_timeout_s if stream else None,
     )
+    if not (ctx.stream and reply.is_sse and reply.status < 400):
+        await reply.load()  # relayed whole: read it now, while a body cut short can still fall back
+    return reply
 
 
 def _note(ctx: RequestContext, target: Target, model: str, began: float, status: int | None, reason: str) -> None:
@@ -184,23 +190,26 @@ async def forward(ctx: RequestContext) -> client.Reply:
             failure = err
             continue
         key = (target.provider.name, model)
-        if not breakers.allow(key):
+        local = translation is not None and translation.local  # answered by sidegate: no upstream, no breaker
+        if not local and not breakers.allow(key):
             _note(ctx, target, model, began, None, "circuit_open")
             failure = failure or GatewayError(
                 503, "destinations_unavailable",
                 f"every destination of model service {service.name!r} is failing; retry later")
             continue
-        ctx.upstream_called = True
+        ctx.upstream_called = ctx.upstream_called or not local
         try:
             reply = await _attempt(ctx, target, model, translation)
         except GatewayError as err:  # the request cannot be expressed for this destination
             _note(ctx, target, model, began, None, "translation_error")
             failure = err
             continue
-        except TimeoutError:
+        except TimeoutError as exc:
             breakers.failure(key, service.breaker_failures, service.breaker_cooldown_s)
-            _note(ctx, target, model, began, None, "timeout")
-            failure = GatewayError(504, "upstream_timeout", f"provider {target.provider.name!r} timed out")
+            connecting = isinstance(exc, aiohttp.ConnectionTimeoutError)  # else no first byte in time
+            _note(ctx, target, model, began, None, "connect_timeout" if connecting else "first_byte_timeout")
+            failure = GatewayError(504, "upstream_timeout", f"provider {target.provider.name!r} timed out "
+                                   + ("connecting" if connecting else "before answering"))
             continue
         except (aiohttp.ClientError, OSError) as exc:
             breakers.failure(key, service.breaker_failures, service.breaker_cooldown_s)
@@ -216,9 +225,10 @@ async def forward(ctx: RequestContext) -> client.Reply:
                 _note(ctx, target, model, began, reply.status, "retryable_status")
                 reply.close()
                 continue
-        else:
+        elif not local:
             breakers.success(key)
-        _note(ctx, target, model, began, reply.status, "ok" if reply.status < 400 else "error")
+        _note(ctx, target, model, began, reply.status,
+              "estimated_locally" if local else "ok" if reply.status < 400 else "error")
         ctx.translation = None if translation is None or translation.local else translation
         return reply
     assert failure is not None

@@ -20,7 +20,7 @@ from aiohttp import web
 from sidegate.context import RequestContext
 from sidegate.errors import GatewayError
 from sidegate.governance.stream_guard import StreamGuard
-from sidegate.ingress.registry import FAMILIES, FORMATS
+from sidegate.ingress.registry import FAMILIES, FORMATS, stream_error
 from sidegate.translate import StreamTranslator
 from sidegate.upstream.client import Reply
 from sidegate.upstream.sse import Event, SSESplitter, parse_block
@@ -180,8 +180,8 @@ async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse
                 if translator is not None:
                     await send(translator.error(502, "api_error", message))
                 else:
-                    await send([FAMILIES[ctx.fmt.family].stream_error(GatewayError(502, ctx.error_code, message),
-                                                                      ctx.request_id)])
+                    await send([stream_error(ctx.fmt.name, GatewayError(502, ctx.error_code, message),
+                                             ctx.request_id)])
                 break
             finally:
                 ctx.upstream_s += time.perf_counter() - waited
