@@ -271,6 +271,20 @@ async def test_guardrail_triggers_and_rate_limit_refusals_are_events(gateway, fa
     assert "sidegate.request.content" not in refused.attributes  # never forwarded: nothing captured
 
 
+async def test_streamed_completion_is_captured_when_the_inference_log_keeps_the_stream(gateway, fake_upstream,
+                                                                                        tmp_path):
+    fake = await fake_upstream("openai")
+    gw = await gateway(policy(fake, extra=f"""
+    inference_log: {{store: 'jsonl:///{tmp_path}/inference.jsonl', sample_rate: 1.0}}
+    """))
+    t = Traced(gw, capture_content=True)
+    status, _, body = await t.post("/openai/v1/chat/completions", chat(stream=True))
+    assert status == 200
+    server = server_span(await t.spans())
+    assert server.attributes["sidegate.response.content"] == body.decode()  # what the caller got
+    assert "Say hello" in server.attributes["sidegate.request.content"]
+
+
 async def test_blocked_prompt_is_not_captured(gateway, fake_upstream):
     fake = await fake_upstream("openai")
     gw = await gateway(policy(fake, extra="""

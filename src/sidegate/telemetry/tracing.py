@@ -135,7 +135,6 @@ class Tracing:
         sampling = provider.sampler.should_sample(parent_context, trace_id, name, SpanKind.SERVER)
         attributes: dict[str, Any] = {"http.request.method": request.method, "sidegate.request_id": ctx.request_id}
         _set(attributes, "http.route", route)
-        _set(attributes, "client.address", request.remote)
         if sampling.attributes:
             attributes.update(sampling.attributes)
         flags = TraceFlags((TraceFlags.SAMPLED if sampling.decision.is_sampled() else TraceFlags.DEFAULT) | random)
@@ -258,7 +257,6 @@ class Tracing:
         server = spans.server
         attributes = server.attributes
         attributes["http.response.status_code"] = row.status_code
-        attributes["sidegate.api"] = row.api_type
         attributes["sidegate.client"] = row.client
         attributes["sidegate.streaming"] = row.streaming
         if ctx.upstream_called:  # tokens once per request, on this span (not again on the attempt's)
@@ -272,11 +270,9 @@ class Tracing:
         _set(attributes, "gen_ai.request.model", ctx.model)
         _set(attributes, "gen_ai.provider.name", PROVIDERS.get(row.destination_type or "", row.destination_type))
         _set(attributes, "sidegate.principal", row.requester)
-        _set(attributes, "sidegate.principal_type", row.requester_type)
         _set(attributes, "sidegate.model_service", row.model_service)
         _set(attributes, "sidegate.destination", row.destination_name)
         _set(attributes, "sidegate.error_code", row.error_code)
-        _set(attributes, "user_agent.original", row.user_agent)
         _set(attributes, "sidegate.time_to_first_byte_ms", row.time_to_first_byte_ms)
         for key, value in row.request_tags.items():
             attributes["sidegate.tag." + key] = value
