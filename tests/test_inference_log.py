@@ -26,6 +26,7 @@ from sidegate.telemetry.inference_row import (
     INFERENCE_COLUMNS,
     MAX_REQUEST_SIZE_EXCEEDED,
     MAX_RESPONSE_SIZE_EXCEEDED,
+    REQUEST_BLOCKED_BY_GUARDRAIL,
     STREAM_AGGREGATION_FAILED,
 )
 from sidegate.telemetry.record import record
@@ -127,6 +128,15 @@ def test_gemini_json_array_stream_is_aggregated_and_a_broken_one_kept_as_sent() 
     broken = orjson.dumps(chunks)[:-7]  # the connection dropped inside the array
     row = build_row(capture(apis.GEMINI_GENERATE, {"contents": []}, [broken], stream=True), 1.0, 1 << 20)
     assert row.response_payload == broken.decode() and row.logging_error_codes == [STREAM_AGGREGATION_FAILED]
+
+
+def test_request_refused_by_an_input_guardrail_is_not_stored() -> None:
+    body = {"model": "gpt-5", "messages": [{"role": "user", "content": "my key ghp_secret"}]}
+    cap = capture(apis.OPENAI_CHAT, body, [b'{"error": {}}'])
+    cap.row.error_code, cap.row.status_code = "input_guardrail_triggered", 400
+    row = build_row(cap, 1.0, 1 << 20)
+    assert row.request_payload is None and row.logging_error_codes == [REQUEST_BLOCKED_BY_GUARDRAIL]
+    assert row.response_payload == '{"error": {}}'
 
 
 def test_nothing_sent_and_no_body_leave_the_payloads_null() -> None:

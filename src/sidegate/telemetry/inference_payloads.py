@@ -11,6 +11,8 @@ aggregation and size checks cost CPU proportional to the payloads.
 * Response: the bytes the caller received. A stream is stored as the one answer object of the
   caller's format (`stream_aggregate`); a stream that cannot be folded is stored as sent, with
   `STREAM_AGGREGATION_FAILED`.
+* Blocked: a request an input guardrail refused is not stored (`REQUEST_BLOCKED_BY_GUARDRAIL`): it
+  was not forwarded, and it holds what the guardrail found (a key, PII) unmasked.
 * Size: a payload larger than `max_payload_bytes` (UTF-8 bytes of what would be stored) is not
   stored at all rather than cut (a cut JSON document is not JSON): its column is null and
   `logging_error_codes` holds `MAX_REQUEST_SIZE_EXCEEDED` / `MAX_RESPONSE_SIZE_EXCEEDED`.
@@ -26,6 +28,7 @@ import orjson
 from sidegate.telemetry.inference_row import (
     MAX_REQUEST_SIZE_EXCEEDED,
     MAX_RESPONSE_SIZE_EXCEEDED,
+    REQUEST_BLOCKED_BY_GUARDRAIL,
     STREAM_AGGREGATION_FAILED,
     InferenceRow,
 )
@@ -33,6 +36,7 @@ from sidegate.telemetry.stream_aggregate import AGGREGATORS, aggregate, aggregat
 from sidegate.telemetry.usage_row import UsageRow
 
 REDACTED = "<REDACTED>"
+INPUT_BLOCKED = "input_guardrail_triggered"  # the error code of a request an input guardrail refused
 # Compared lower-case with "-" read as "_".
 CREDENTIAL_FIELDS = frozenset({
     "api_key", "apikey", "key", "token", "access_token", "refresh_token", "id_token", "auth_token",
@@ -84,7 +88,9 @@ def build_row(capture: Capture, sampling_fraction: float, max_payload_bytes: int
     usage = capture.row
     codes: list[str] = []
     request: str | None = None
-    if capture.body_bytes:
+    if usage.error_code == INPUT_BLOCKED:
+        codes.append(REQUEST_BLOCKED_BY_GUARDRAIL)
+    elif capture.body_bytes:
         if len(capture.body_bytes) > max_payload_bytes:
             codes.append(MAX_REQUEST_SIZE_EXCEEDED)
         else:

@@ -8,7 +8,8 @@ the same way, so the two join on `request_id`.
 text stays masked; credential-looking top-level fields replaced by `<REDACTED>`), as text.
 `response_payload` is the answer as the caller received it, as text: a whole body unchanged, a
 stream aggregated into the one message object of the caller's format. A payload over the policy's
-`max_payload_bytes` is not stored (None) and `logging_error_codes` says so.
+`max_payload_bytes` is not stored (None) and `logging_error_codes` says so; nor is a request an input
+guardrail blocked (it was never forwarded, and it holds the secret or PII that was found).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ INFERENCE_COLUMNS: tuple[str, ...] = (
 MAX_REQUEST_SIZE_EXCEEDED = "MAX_REQUEST_SIZE_EXCEEDED"
 MAX_RESPONSE_SIZE_EXCEEDED = "MAX_RESPONSE_SIZE_EXCEEDED"
 STREAM_AGGREGATION_FAILED = "STREAM_AGGREGATION_FAILED"  # the raw event stream is stored instead
+REQUEST_BLOCKED_BY_GUARDRAIL = "REQUEST_BLOCKED_BY_GUARDRAIL"  # not forwarded, and holds what was found
 
 
 @dataclass(slots=True)
