@@ -182,16 +182,18 @@ async def test_codex_tool_call_stream(gw_fake):
 
 
 async def test_codex_stream_cut_before_completed(gw_fake):
-    """The upstream drops the connection mid-stream: the caller gets the Responses `error` event
-    instead of a silent end, and the row says the tokens are estimated from what was seen."""
+    """The upstream drops the connection mid-stream: the caller gets the Responses `error` and
+    `response.failed` events instead of a silent end, and the row says the tokens are estimated from what was seen."""
     gw, fake = gw_fake
     fake.reply(sse=openai_wire.responses_sse({"model": "gpt-5-codex"}), cut_after=6)
     sent: list[bytes] = []
     async with codex_client(gw, sent) as client:
         stream = await client.responses.create(stream=True, **codex_kwargs())
         seen = [event async for event in stream]
-    assert [e.type for e in seen][-2:] == ["response.output_text.delta", "error"]
-    assert seen[-1].code == "upstream_stream_interrupted" and "ended early" in seen[-1].message
+    assert [e.type for e in seen][-3:] == ["response.output_text.delta", "error", "response.failed"]
+    assert seen[-2].code == "upstream_stream_interrupted" and "ended early" in seen[-2].message
+    failed = seen[-1].response  # what Codex reads to report the failure
+    assert failed.status == "failed" and failed.error is not None and failed.error.code == "upstream_stream_interrupted"
     row = await gw.row()
     assert row["error_code"] == "upstream_stream_interrupted"
     assert row["tokens_estimated"] is True

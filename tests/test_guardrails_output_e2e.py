@@ -66,6 +66,8 @@ async def streamed(env: Env, surface: str, seen: list[str], model: str | None = 
             async for event in rs:
                 if event.type == "response.output_text.delta":
                     seen.append(event.delta)
+                elif event.type == "error":  # a Responses stream reports failures as events, not HTTP errors
+                    raise StreamFailed(str(event.code), event.message)
             return (await rs.get_final_response()).output_text
     if surface == "anthropic-messages":
         async with env.anthropic().messages.stream(model=model or "claude", max_tokens=64, messages=HI) as ms:
@@ -78,8 +80,18 @@ async def streamed(env: Env, surface: str, seen: list[str], model: str | None = 
     return "".join(seen)
 
 
+class StreamFailed(Exception):
+    """A Responses stream's `error` event, seen through the SDK's stream."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
 def code_and_message(err: Any) -> tuple[str, str]:
     """The machine code and message of an SDK's error, wherever that SDK keeps them."""
+    if isinstance(err, StreamFailed):
+        return err.code, err.message
     if isinstance(err, openai.APIError):
         return str(err.code), err.message
     if isinstance(err, anthropic.APIError):
@@ -155,7 +167,7 @@ async def test_stream_blocked_ends_with_an_error_the_sdk_raises(gateway, fakes, 
     answer_text(SECRET_SPLIT, monkeypatch)
     env = await start_env(gateway, fakes, guardrails(SECRETS, PII % "mask"))
     seen: list[str] = []
-    with pytest.raises((openai.APIError, anthropic.APIError, genai_errors.APIError)) as info:
+    with pytest.raises((openai.APIError, anthropic.APIError, genai_errors.APIError, StreamFailed)) as info:
         await streamed(env, surface, seen)
     code, message = code_and_message(info.value)
     assert code == "output_guardrail_triggered" and "no-secrets" in message and "github_token" in message
@@ -203,7 +215,7 @@ async def test_translated_json_masked_and_stream_blocked(gateway, fakes, surface
     env = await start_env(gateway, fakes, guardrails(PII % "mask", SECRETS))
     assert await whole(env, surface, model=model) == MASKED
     answer_text(SECRET_SPLIT, monkeypatch)
-    with pytest.raises((openai.APIError, anthropic.APIError, genai_errors.APIError)) as info:
+    with pytest.raises((openai.APIError, anthropic.APIError, genai_errors.APIError, StreamFailed)) as info:
         await streamed(env, surface, [], model=model)
     assert code_and_message(info.value)[0] == "output_guardrail_triggered"
 

@@ -22,8 +22,7 @@ from sidegate import apis
 from sidegate.governance.detectors import Finding, mask_text
 from sidegate.governance.guardrails import GuardrailBlocked
 from sidegate.governance.stream_text import TextChannel
-from sidegate.ingress.registry import FAMILIES
-from sidegate.ingress.registry import FORMATS as API_FORMATS
+from sidegate.ingress.registry import stream_error
 from sidegate.upstream.sse import Event
 
 if TYPE_CHECKING:
@@ -50,7 +49,7 @@ def encode(event: str | None, obj: dict[str, Any]) -> bytes:
 class StreamGuard:
     """Scans one streamed answer. `blocked` turns True once a block guardrail ended the stream."""
 
-    __slots__ = ("_channels", "_decide", "_family", "_format", "_last", "_last_seq", "_seq_shift", "active",
+    __slots__ = ("_api", "_channels", "_decide", "_format", "_last", "_last_seq", "_seq_shift", "active",
                  "blocked", "error", "phase", "request_id")
 
     def __init__(self, active: ActiveGuardrails, phase: _PhasePlan, api: str, request_id: str = "") -> None:
@@ -58,7 +57,7 @@ class StreamGuard:
         self.phase = phase
         self.request_id = request_id
         self._format = FORMATS[api]
-        self._family = FAMILIES[API_FORMATS[api].family]
+        self._api = api
         self._channels: dict[Key, TextChannel] = {}
         self._last: dict[Key, tuple[str | None, dict[str, Any]]] = {}  # per channel: event to copy for a flush
         self._seq_shift = 0  # Responses: events added so far (later sequence numbers move up by as many)
@@ -134,7 +133,7 @@ class StreamGuard:
     def _block(self, err: GuardrailBlocked) -> list[bytes]:
         self.blocked = True
         self.error = err
-        return [self._family.stream_error(err, self.request_id)]
+        return [stream_error(self._api, err, self.request_id)]
 
     def next_sequence_number(self) -> int:
         """For an event sidegate adds to a Responses stream: the number after the last one sent."""

@@ -22,9 +22,15 @@ def stream_error(err: GatewayError, request_id: str) -> bytes:
 
 
 def responses_stream_error(err: GatewayError, request_id: str) -> bytes:
-    """The Responses API's own `error` stream event (a Responses stream has no `data: {"error": …}`)."""
+    """The Responses API's own ending of a failed stream (it has no `data: {"error": …}`): an `error`
+    event, then `response.failed` with the error in the response object, which is what clients such
+    as Codex read to report the failure."""
     event = {"type": "error", "code": err.code, "message": err.message, "param": err.param}
-    return b"event: error\ndata: " + orjson.dumps(event) + b"\n\n"
+    failed = {"type": "response.failed", "response": {
+        "id": f"resp_{request_id}", "object": "response", "status": "failed", "output": [],
+        "error": {"code": err.code, "message": err.message}}}
+    return (b"event: error\ndata: " + orjson.dumps(event) + b"\n\n"
+            b"event: response.failed\ndata: " + orjson.dumps(failed) + b"\n\n")
 
 
 def error_code(obj: dict[str, Any]) -> str | None:
