@@ -130,6 +130,8 @@ def access_lines(text: str) -> list[dict[str, Any]]:
 @pytest.fixture
 def captured() -> Iterator[io.StringIO]:
     """Every log line of this process, as `sidegate serve` would write them, into a buffer."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     stream = io.StringIO()
     configure_logging("debug", stream=stream, cache=False)
     yield stream
@@ -137,8 +139,8 @@ def captured() -> Iterator[io.StringIO]:
         logs.SETUP.writer.close()
     logs.SETUP.writer = None
     logs.SETUP.json, logs.SETUP.access = True, True
-    logging.getLogger().handlers = []
-    logging.getLogger().setLevel(logging.WARNING)
+    root.handlers, root.level = handlers, level
+    logging.getLogger("aiohttp.access").setLevel(logging.NOTSET)
     structlog.reset_defaults()
 
 

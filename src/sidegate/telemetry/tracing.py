@@ -16,6 +16,7 @@ thread exports them (`tracing_setup`).
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -205,8 +206,6 @@ class Tracing:
     async def flush(self) -> None:
         """Hand every ended span to the exporter now (in a thread: export may wait on the network)."""
         if self._provider is not None:
-            import asyncio
-
             await asyncio.to_thread(self._provider.force_flush)
 
     async def close(self) -> None:
