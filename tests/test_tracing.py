@@ -331,3 +331,19 @@ async def test_policy_endpoint_turns_tracing_on_and_reload_follows(gateway, fake
     assert await gw.state.holder.reload("test")
     assert not gw.state.tracing.enabled
 
+
+
+async def test_a_failing_sampler_costs_the_spans_not_the_request(traced, monkeypatch):
+    t, fake = traced
+
+    class Broken:
+        def should_sample(self, *args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("sampler bug")
+
+    provider = t.tracing._provider
+    monkeypatch.setattr(provider, "sampler", Broken())
+    status, _, _ = await t.post("/openai/v1/chat/completions", chat())
+    assert status == 200
+    assert (await t.gw.row())["status_code"] == 200
+    assert await t.spans() == []
+    assert "traceparent" not in fake.last.headers

@@ -120,9 +120,14 @@ class Tracing:
     # ------------------------------------------------------------------ the request path
 
     def start_request(self, ctx: RequestContext) -> None:
-        provider = self._provider
-        if provider is None:
+        if self._provider is None:
             return
+        try:
+            self._start_request(ctx, self._provider)
+        except Exception:  # a tracing bug (or a custom sampler's) must not fail the request
+            self._failed(ctx)
+
+    def _start_request(self, ctx: RequestContext, provider: TracerProvider) -> None:
         request = ctx.request
         route = ctx.policy.prefix + ctx.surface.path if ctx.surface.path else None
         name = f"{request.method} {route}" if route else request.method
@@ -149,6 +154,13 @@ class Tracing:
         spans: RequestSpans | None = ctx.span
         if spans is None or self._provider is None:
             return
+        try:
+            self._start_attempt(ctx, spans, self._provider, target, model, api, headers)
+        except Exception:
+            self._failed(ctx)
+
+    def _start_attempt(self, ctx: RequestContext, spans: RequestSpans, tracer: TracerProvider, target: Target,
+                       model: str, api: str, headers: dict[str, str] | None) -> None:
         previous = spans.open_attempt
         if previous is not None:
             previous.finish()
@@ -163,7 +175,7 @@ class Tracing:
         _set(attributes, "server.address", address)
         _set(attributes, "server.port", port)
         name = f"{operation} {model[:NAME_MODEL_LIMIT]}" if operation else ctx.request.method
-        attempt = PendingSpan(name, self._provider.id_generator.generate_span_id(), SpanKind.CLIENT, attributes)
+        attempt = PendingSpan(name, tracer.id_generator.generate_span_id(), SpanKind.CLIENT, attributes)
         spans.attempts.append(attempt)
         if headers is not None:
             PROPAGATOR.inject(headers, context=set_span_in_context(NonRecordingSpan(spans.context_of(attempt))))
@@ -197,9 +209,14 @@ class Tracing:
             for span in spans.readable(self._resource(), self._scope):
                 self._processor.on_end(span)
         except Exception:  # a tracing bug must not fail the request's record stage
-            self._failures += 1
-            if self._failures == 1:
-                log.exception("could not finish a request's spans", request_id=ctx.request_id)
+            self._failed(ctx)
+
+    def _failed(self, ctx: RequestContext) -> None:
+        """Drop the request's spans; the first failure is logged with its traceback, later ones counted."""
+        ctx.span = None
+        self._failures += 1
+        if self._failures == 1:
+            log.exception("tracing failed; this request's spans are dropped", request_id=ctx.request_id)
 
     # ------------------------------------------------------------------ lifecycle
 
