@@ -27,6 +27,7 @@ from sidegate.ingress.registry import (
 )
 from sidegate.policy.reload import PolicyHolder
 from sidegate.state import STATE, AppState, new_usage_writer
+from sidegate.telemetry.metrics_endpoint import metrics_handler
 from sidegate.upstream.client import new_session
 
 log = structlog.get_logger("sidegate.app")
@@ -91,6 +92,7 @@ async def readyz(request: web.Request) -> web.Response:
 def add_operations(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_handler)
 
 
 def build_app(state: AppState) -> web.Application:

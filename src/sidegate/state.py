@@ -14,6 +14,7 @@ from aiohttp import web
 
 from sidegate.governance.ratelimit import RateLimiter
 from sidegate.telemetry.inference_log import InferenceLog, follow_policy
+from sidegate.telemetry.metrics import Metrics
 from sidegate.telemetry.stores import default_spool_path, open_store
 from sidegate.telemetry.tracing import Tracing, follow
 from sidegate.telemetry.usage_writer import UsageWriter
@@ -38,6 +39,7 @@ class AppState:
         self.limiter = RateLimiter.from_policy(holder.current.model)
         self.breakers = Breakers()  # per destination, kept across reloads
         self.inference_log = InferenceLog.from_policy(holder.current.model.inference_log)  # started by app
+        self.metrics = Metrics(holder.current.model.telemetry.metrics.labels, self)
         self.tracing = Tracing.from_policy(holder.current.model.telemetry.traces)  # off without an endpoint
         self.in_flight = 0
         self.session: aiohttp.ClientSession | None = None
@@ -56,6 +58,7 @@ class AppState:
     async def on_policy_swap(self, policy: CompiledPolicy) -> None:
         """Follow a reloaded policy: a new rate limiter (a memory:// store keeps its buckets when the
         URL is unchanged), and new usage rows to the new store while the old writer drains."""
+        self.metrics.policy_swapped(policy.model.telemetry.metrics.labels)  # before the limiter is replaced
         old_limiter, self.limiter = self.limiter, RateLimiter.from_policy(policy.model, previous=self.limiter)
         if old_limiter is not None:
             await old_limiter.close()

@@ -21,6 +21,7 @@ def record(state: AppState, ctx: RequestContext) -> UsageRow:
     state.usage.submit(row)
     if ctx.capture is not None and state.inference_log is not None:
         state.inference_log.submit(ctx, row)
+    state.metrics.observe(ctx, row)
     if ctx.limiter is not None and ctx.reservation is not None:
         state.background(ctx.limiter.settle(ctx.reservation, row.total_tokens))
     state.tracing.end_request(ctx, row)
