@@ -9,6 +9,7 @@ import orjson
 import pytest
 from structlog.testing import capture_logs
 
+from sidegate.telemetry.store_postgres import PostgresStore
 from sidegate.telemetry.stores import (
     JsonlUsageStore,
     NullUsageStore,
@@ -165,10 +166,8 @@ def test_parse_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(open_store("jsonl:///u.jsonl"), JsonlUsageStore)
     assert default_spool_path("sqlite:////abs/x.db") == Path("/abs/x.db.spool.jsonl")
     assert default_spool_path("none") is None
-    with pytest.raises(ValueError, match="postgresql usage store is not available in this build"):
-        open_store("postgresql://user@db/usage")
-    with pytest.raises(ValueError, match="postgresql usage store is not available"):
-        open_store("postgresql+asyncpg://db/usage")
+    assert isinstance(open_store("postgresql://user@db/usage"), PostgresStore)  # built, not connected
+    assert isinstance(open_store("postgresql+asyncpg://db/usage"), PostgresStore)
     with pytest.raises(ValueError, match="unknown usage store scheme 'mongodb'"):
         open_store("mongodb://x/y")
     for bad in ("", "usage.db", "sqlite://", "sqlite://relative.db"):

@@ -1,4 +1,4 @@
-"""The `sidegate` command: serve, validate, hash-key, schema."""
+"""The `sidegate` command: serve, validate, hash-key, schema, usage."""
 
 from __future__ import annotations
 
@@ -92,6 +92,9 @@ def parser() -> argparse.ArgumentParser:
     hash_key.set_defaults(run=_hash_key)
     schema = commands.add_parser("schema", help="print the JSON Schema of policy files")
     schema.set_defaults(run=_schema)
+    from sidegate.telemetry.usage_cli import add_usage_command
+
+    add_usage_command(commands, DEFAULT_POLICIES)
     return top
 
 

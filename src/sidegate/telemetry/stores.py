@@ -1,28 +1,27 @@
 """Usage stores: where finished-request rows end up.
 
-A store is chosen by URL (SQLAlchemy convention, see DESIGN.md §3): `sqlite:///rel.db` is relative
-to the working directory at parse time, `sqlite:////abs.db` absolute; `jsonl:` URLs likewise; `none`
-discards. Stores are selected through `STORE_FACTORIES` (URL scheme -> factory), so a PostgreSQL
-store is one more entry.
+A store is chosen by URL (see `store_url`): `sqlite:///rel.db`, `sqlite:////abs.db`, `jsonl:` URLs
+likewise, `postgresql://…` (`store_postgres`, asyncpg imported only when used), `none` discards.
+Stores are selected through `STORE_FACTORIES` (URL scheme -> factory).
 
-Stores never block the event loop: each owns a single-thread executor where all file and SQLite
-I/O runs, which also serialises writes. `write` raises on failure; retrying, batching and
-spooling are the `UsageWriter`'s job. SQLite inserts are `INSERT OR IGNORE` on the `request_id`
-primary key, so replays are idempotent. JSONL is append-only: a replay after a crash can append a
-row twice; `read_rows` keeps the first row of each `request_id`.
+Stores never block the event loop: each file store owns a single-thread executor where all file and
+SQLite I/O runs, which also serialises writes (PostgreSQL runs asyncpg on an event loop of its own
+thread). `write` raises on failure; retrying, batching and spooling are the `UsageWriter`'s job.
+SQLite inserts are `INSERT OR IGNORE` on the `request_id` primary key and PostgreSQL's are
+`ON CONFLICT DO NOTHING`, so replays are idempotent. JSONL is append-only: a replay after a crash
+can append a row twice; `read_rows` keeps the first row of each `request_id`.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
 
 from sidegate.telemetry.store_files import TABLE_RE, JsonlStore, NullStore, RowStore, SqliteStore, ThreadedStore
+from sidegate.telemetry.store_url import StoreURL, default_spool_path, parse_store_url
 from sidegate.telemetry.tables import USAGE, schema_for
 from sidegate.telemetry.usage_row import UsageRow
 
@@ -46,57 +45,6 @@ JsonlUsageStore = JsonlStore
 NullUsageStore = NullStore
 
 
-# URLs
-
-_TABLE_RE = TABLE_RE
-
-
-@dataclass(frozen=True, slots=True)
-class StoreURL:
-    raw: str
-    scheme: str  # lower-case, e.g. "sqlite", "jsonl", "none", "postgresql+asyncpg"
-    path: Path | None  # absolute file path for file-backed stores
-
-    @property
-    def base_scheme(self) -> str:
-        return self.scheme.split("+", 1)[0]
-
-
-def parse_store_url(url: str) -> StoreURL:
-    text = (url or "").strip()
-    if text.lower() in ("none", "none:", "none://"):
-        return StoreURL(raw=text, scheme="none", path=None)
-    scheme, sep, rest = text.partition("://")
-    if not sep or not scheme:
-        raise ValueError(
-            f"invalid usage store URL {url!r}: expected sqlite:///path.db, jsonl:///path.jsonl, "
-            "postgresql://... or none"
-        )
-    scheme = scheme.lower()
-    if scheme.split("+", 1)[0] not in ("sqlite", "jsonl"):
-        return StoreURL(raw=text, scheme=scheme, path=None)
-    # SQLAlchemy convention: "sqlite:///rel" -> "rel", "sqlite:////abs" -> "/abs".
-    if not rest.startswith("/") or len(rest) < 2:
-        raise ValueError(
-            f"invalid {scheme} URL {url!r}: use {scheme}:///relative/path or {scheme}:////absolute/path"
-        )
-    raw_path = rest[1:]
-    if raw_path == ":memory:":
-        raise ValueError(f"{scheme} URL {url!r}: in-memory stores are not supported for usage rows")
-    path = Path(raw_path).expanduser()
-    if not path.is_absolute():
-        path = Path.cwd() / path
-    return StoreURL(raw=text, scheme=scheme, path=path)
-
-
-def default_spool_path(url: str) -> Path | None:
-    """`<store file>.spool.jsonl` for file-backed stores, None otherwise (the caller picks one)."""
-    parsed = parse_store_url(url)
-    if parsed.path is None:
-        return None
-    return parsed.path.with_name(parsed.path.name + ".spool.jsonl")
-
-
 # Registry
 
 StoreFactory = Callable[[StoreURL, str], RowStore[Any]]
@@ -117,7 +65,9 @@ def _null_factory(url: StoreURL, table: str) -> RowStore[Any]:
 
 
 def _postgresql_factory(url: StoreURL, table: str) -> RowStore[Any]:
-    raise ValueError("postgresql usage store is not available in this build")
+    from sidegate.telemetry.store_postgres import PostgresStore
+
+    return PostgresStore(url.raw, table, schema_for(table))
 
 
 STORE_FACTORIES: dict[str, StoreFactory] = {
@@ -152,12 +102,16 @@ def read_rows(url: str, table: str = "usage") -> list[dict[str, Any]]:
     parsed = parse_store_url(url)
     if parsed.base_scheme == "none":
         return []
+    if parsed.base_scheme in ("postgresql", "postgres"):
+        from sidegate.telemetry.store_postgres import read_postgres_rows
+
+        return read_postgres_rows(parsed.raw, table, schema_for(table))
     if parsed.path is None:
         raise ValueError(f"read_rows does not support {parsed.scheme!r} stores")
     if not parsed.path.exists():
         return []
     if parsed.base_scheme == "sqlite":
-        if not _TABLE_RE.match(table):
+        if not TABLE_RE.match(table):
             raise ValueError(f"invalid usage table name {table!r}")
         conn = sqlite3.connect(parsed.path)
         try:
