@@ -82,6 +82,8 @@ def error_response(ctx: RequestContext, err: GatewayError) -> web.Response:
         headers.update(ctx.reservation.headers())
     headers.update(err.headers or {})
     body = FAMILIES[ctx.fmt.family].render_error(err, ctx.request_id)
+    if ctx.capture is not None:  # sampled for the inference log, then refused: log the refusal
+        ctx.capture.append(body)
     return web.Response(body=body, status=err.status, content_type="application/json", headers=headers)
 
 
