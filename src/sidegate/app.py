@@ -28,6 +28,7 @@ from sidegate.ingress.registry import (
 from sidegate.policy.reload import PolicyHolder
 from sidegate.state import STATE, AppState, new_usage_writer
 from sidegate.telemetry.metrics_endpoint import metrics_handler
+from sidegate.telemetry.store_url import redact_url
 from sidegate.upstream.client import new_session
 
 log = structlog.get_logger("sidegate.app")
@@ -85,7 +86,7 @@ async def readyz(request: web.Request) -> web.Response:
     the process unready: it keeps serving the previous policy."""
     state = request.app[STATE]
     body = {"status": "ready", "policy": state.holder.status(), "in_flight": state.in_flight,
-            "usage": {"store": state.usage_url, "queue_depth": state.usage.queue_depth}}
+            "usage": {"store": redact_url(state.usage_url), "queue_depth": state.usage.queue_depth}}
     return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 

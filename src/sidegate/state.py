@@ -15,6 +15,7 @@ from aiohttp import web
 from sidegate.governance.ratelimit import RateLimiter
 from sidegate.telemetry.inference_log import InferenceLog, follow_policy
 from sidegate.telemetry.metrics import Metrics
+from sidegate.telemetry.store_url import redact_url
 from sidegate.telemetry.stores import default_spool_path, open_store
 from sidegate.telemetry.tracing import Tracing, follow
 from sidegate.telemetry.usage_writer import UsageWriter
@@ -74,7 +75,7 @@ class AppState:
         writer = new_usage_writer(url)
         await writer.start()
         old, self.usage, self.usage_url = self.usage, writer, url
-        log.info("usage store changed", store=url)
+        log.info("usage store changed", store=redact_url(url))
         await old.close()
 
     async def close(self) -> None:
