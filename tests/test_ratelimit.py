@@ -368,11 +368,34 @@ class CountingStore(MemoryStore):
             raise StoreUnavailable("ConnectionError: refused")
         return await super().reserve(rid, keys, limits, costs, n_mandatory, group_sizes)
 
-    async def settle(self, rid: str, keys: Sequence[str], reserved: int, actual: int) -> None:
+    async def settle(self, rid: str, keys: Sequence[str], reserved: int, actual: int, stamp: int = 0) -> None:
         self.settles += 1
         if self.down:
             raise StoreUnavailable("ConnectionError: refused")
-        await super().settle(rid, keys, reserved, actual)
+        await super().settle(rid, keys, reserved, actual, stamp)
+
+
+async def test_memory_is_bounded_by_the_window_not_the_rate():
+    """100,000 admissions within one second fill a bucket with at most a second's slots, not an
+    entry each; totals stay exact, a settlement gives back to the slot the reservation was taken
+    in, and the slots leave the window with their time."""
+    clock = Clock()
+    store = MemoryStore(clock=clock)
+    limiter = RateLimiter([RateLimit(key="user_default", requests_per_minute=10**9, tokens_per_minute=10**12)],
+                          store)
+    first = await limiter.reserve(ALICE, "gpt-5", {}, 500)
+    for _ in range(100_000):
+        clock.advance(0.00001)
+        await limiter.reserve(ALICE, "gpt-5", {}, 10)
+    requests, tokens = sorted(store.buckets.values(), key=lambda b: b.total)
+    assert max(len(requests.slots), len(tokens.slots)) <= 101
+    assert requests.total == 100_001 and tokens.total == 500 + 1_000_000
+    before = tokens.slots[first.stamp]
+    await limiter.settle(first, 100)
+    assert tokens.total == 100 + 1_000_000 and tokens.slots[first.stamp] == before - 400
+    clock.advance(60.0)
+    await limiter.reserve(ALICE, "gpt-5", {}, 0)
+    assert sorted(b.total for b in store.buckets.values()) == [0, 1]  # the old slots left the window
 
 
 async def test_outage_with_allow_admits_unchecked_probes_once_a_second_and_recovers():

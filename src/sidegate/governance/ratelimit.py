@@ -63,11 +63,12 @@ class Reservation:
     """What one request took from which buckets (all of `keys`' mandatory part and the chosen
     group's), for `settle` and the x-ratelimit-* response headers."""
 
-    __slots__ = ("charged", "estimate", "keys", "remaining", "rid", "settled")
+    __slots__ = ("charged", "estimate", "keys", "remaining", "rid", "settled", "stamp")
 
     def __init__(self, rid: str, estimate: int, keys: Sequence[str], charged: Sequence[Limit],
-                 remaining: Sequence[int]) -> None:
+                 remaining: Sequence[int], stamp: int = 0) -> None:
         self.rid = rid
+        self.stamp = stamp  # the store's filing of it (memory: its time slot)
         self.estimate = estimate
         self.keys = keys  # the store keys of `charged`, in the same order
         self.charged = charged
@@ -191,7 +192,7 @@ class RateLimiter:
             end = start + group_sizes[verdict.group]
             keys = keys[:n_mandatory] + keys[start:end]
             limits = limits[:n_mandatory] + limits[start:end]
-        return Reservation(rid, estimate, keys, limits, verdict.remaining)
+        return Reservation(rid, estimate, keys, limits, verdict.remaining, verdict.stamp)
 
     async def settle(self, reservation: Reservation, actual_tokens: int) -> None:
         """Replace the reservation's token estimate with `actual_tokens` (at most once; one store
@@ -209,7 +210,7 @@ class RateLimiter:
             self._count_failure()
             return
         try:
-            await self.store.settle(reservation.rid, keys, reservation.estimate, actual_tokens)
+            await self.store.settle(reservation.rid, keys, reservation.estimate, actual_tokens, reservation.stamp)
         except StoreUnavailable as exc:
             self._failed(exc)
             return

@@ -181,7 +181,7 @@ class RedisStore(Store):
             return Verdict(True, reply[1], reply[2:], 0.0, -1)
         return Verdict(False, -1, (reply[3],), reply[1] / 1000.0, reply[2])
 
-    async def settle(self, rid: str, keys: Sequence[str], reserved: int, actual: int) -> None:
+    async def settle(self, rid: str, keys: Sequence[str], reserved: int, actual: int, stamp: int = 0) -> None:
         if actual == reserved or not keys:
             return
         try:

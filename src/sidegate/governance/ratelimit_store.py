@@ -1,19 +1,24 @@
 """Where rate-limit buckets live: the store interface, the in-process `memory://` store, and the
 registry that opens a store from its URL (`redis://` is in `ratelimit_redis`).
 
-Every bucket is a sliding-window log over the last `WINDOW_S` seconds: the entries admitted in that
-window (time, cost) and their running total. A request fits a bucket when total + cost <= limit,
-so no 60-second span ever admits more than the limit (a fixed window lets twice the limit through
-around its boundary). Each entry is added once and dropped once, so checking a bucket costs
-amortised O(1). A cost larger than the whole limit is checked as the limit itself (it fits an
-empty bucket only, then puts the bucket in debt) so that one large request is not refused forever.
+Every bucket is a sliding window over the last `WINDOW_S` seconds: what was admitted in that
+window and its running total. A request fits a bucket when total + cost <= limit, so no 60-second
+span ever admits more than the limit (a fixed window lets twice the limit through around its
+boundary). The memory store keeps a bucket's admissions in time slots of `SLOT_S` (entries of one
+slot are added up), so its memory is bounded by the window, not by the request rate: at most
+WINDOW_S / SLOT_S slots a bucket, each a number. An entry leaves the window with its slot, at most
+SLOT_S early (a 0.02% error at the window's edge). Each slot is added once and dropped once, so
+checking a bucket costs amortised O(1). A cost larger than the whole limit is checked as the limit
+itself (it fits an empty bucket only, then puts the bucket in debt) so that one large request is
+not refused forever.
 
 One `reserve` call checks a set of buckets and charges them all or none: the `mandatory` buckets
 must all fit, and of the `groups` of buckets that follow (alternatives: a principal in several
 limited groups) the first whose buckets all fit is charged; when there are groups and none fits,
 the request is refused. `settle` corrects a reservation's token buckets from the estimate to the
-real count: an overestimate is given back (while the entry is still in the window), an
-underestimate is added at settle time (the bucket may go into debt: later requests wait).
+real count: an overestimate is given back to the slot it was taken in (while that slot is still in
+the window), an underestimate is added at settle time (the bucket may go into debt: later
+requests wait).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 WINDOW_S = 60.0
+SLOT_S = 0.01
 _SWEEP_EVERY_S = 60.0
 _TICK_S = 1e-6
 
@@ -44,6 +50,8 @@ class Verdict(NamedTuple):
     wait_s: float
     # refused: index into `keys` of the bucket that decided; admitted: -1
     fired: int
+    # admitted: where the store filed the reservation, handed back to `settle` (memory: its slot)
+    stamp: int = 0
 
 
 class Store(ABC):
@@ -58,30 +66,30 @@ class Store(ABC):
         """Check and charge atomically (see the module doc). `rid` is unique per reservation."""
 
     @abstractmethod
-    async def settle(self, rid: str, keys: Sequence[str], reserved: int, actual: int) -> None:
-        """Correct the entries `rid` added to `keys` (token buckets) from `reserved` to `actual`."""
+    async def settle(self, rid: str, keys: Sequence[str], reserved: int, actual: int, stamp: int = 0) -> None:
+        """Correct the entries `rid` added to `keys` (token buckets) from `reserved` to `actual`;
+        `stamp` is the admitting verdict's."""
 
     async def close(self) -> None:
         return None
 
 
 class _Bucket:
-    __slots__ = ("entries", "total")
+    __slots__ = ("slots", "total")
 
     def __init__(self) -> None:
-        # rid -> [time, cost], in insertion (= time) order; OrderedDict pops from the front in O(1)
-        self.entries: OrderedDict[str, list[float]] = OrderedDict()
+        # slot number -> cost admitted in it, oldest first; OrderedDict pops from the front in O(1)
+        self.slots: OrderedDict[int, float] = OrderedDict()
         self.total = 0.0
 
-    def purge(self, cutoff: float) -> None:
-        entries = self.entries
-        while entries:
-            first = next(iter(entries))
-            entry = entries[first]
-            if entry[0] > cutoff:
+    def purge(self, cutoff: int) -> None:
+        """Drop the slots before slot number `cutoff`."""
+        slots = self.slots
+        while slots:
+            first = next(iter(slots))
+            if first >= cutoff:
                 return
-            del entries[first]
-            self.total -= entry[1]
+            self.total -= slots.pop(first)
 
     def wait(self, limit: int, cost: int, now: float) -> float:
         """Seconds until `cost` fits (0: it fits now)."""
@@ -89,17 +97,22 @@ class _Bucket:
         if excess <= 0:
             return 0.0
         freed = 0.0
-        for at, entry_cost in self.entries.values():
-            freed += entry_cost
-            if freed >= excess:  # positive even where float rounding kept an entry one tick too long
-                return max(at + WINDOW_S - now, _TICK_S)
-        # Only if the total disagreed with the entries; every entry has left the window by then.
+        for slot, slot_cost in self.slots.items():
+            freed += slot_cost
+            if freed >= excess:  # positive even where float rounding kept a slot one tick too long
+                return max(slot * SLOT_S + WINDOW_S - now, _TICK_S)
+        # Only if the total disagreed with the slots; every slot has left the window by then.
         return WINDOW_S
 
-    def add(self, rid: str, now: float, cost: int) -> None:
+    def add(self, slot: int, cost: float) -> None:
         if cost:
-            self.entries[rid] = [now, float(cost)]
+            slots = self.slots
+            slots[slot] = slots.get(slot, 0.0) + cost
             self.total += cost
+
+
+def _slot(now: float) -> int:
+    return int(now / SLOT_S)
 
 
 class MemoryStore(Store):
@@ -115,16 +128,16 @@ class MemoryStore(Store):
     def from_url(cls, url: str) -> MemoryStore:
         return cls(url)
 
-    def _sweep(self, cutoff: float) -> None:
+    def _sweep(self, cutoff: int) -> None:
         """Forget buckets with nothing left in the window (per-principal and per-tag buckets come
         and go)."""
         for key in list(self.buckets):
             bucket = self.buckets[key]
             bucket.purge(cutoff)
-            if not bucket.entries and bucket.total <= 0:
+            if not bucket.slots and bucket.total <= 0:
                 del self.buckets[key]
 
-    def _bucket(self, key: str, cutoff: float) -> _Bucket:
+    def _bucket(self, key: str, cutoff: int) -> _Bucket:
         bucket = self.buckets.get(key)
         if bucket is None:
             bucket = self.buckets[key] = _Bucket()
@@ -135,7 +148,8 @@ class MemoryStore(Store):
     async def reserve(self, rid: str, keys: Sequence[str], limits: Sequence[int], costs: Sequence[int],
                       n_mandatory: int, group_sizes: Sequence[int]) -> Verdict:
         now = self.clock()
-        cutoff = now - WINDOW_S
+        slot = _slot(now)
+        cutoff = _slot(now - WINDOW_S) + 1  # the slot holding now - WINDOW_S has left the window
         if now >= self._next_sweep:
             self._next_sweep = now + _SWEEP_EVERY_S
             self._sweep(cutoff)
@@ -170,11 +184,11 @@ class MemoryStore(Store):
         remaining = []
         for i in charged:
             bucket = buckets[i]
-            bucket.add(rid, now, costs[i])
+            bucket.add(slot, costs[i])
             remaining.append(int(limits[i] - bucket.total))
-        return Verdict(True, chosen, remaining, 0.0, -1)
+        return Verdict(True, chosen, remaining, 0.0, -1, slot)
 
-    async def settle(self, rid: str, keys: Sequence[str], reserved: int, actual: int) -> None:
+    async def settle(self, rid: str, keys: Sequence[str], reserved: int, actual: int, stamp: int = 0) -> None:
         delta = actual - reserved
         if not delta:
             return
@@ -186,15 +200,14 @@ class MemoryStore(Store):
                     continue
                 bucket = self.buckets[key] = _Bucket()
             if delta > 0:
-                bucket.add(rid + ":s", now, delta)
+                bucket.add(_slot(now), delta)
                 continue
-            entry = bucket.entries.get(rid)
-            if entry is None:  # already out of the window: nothing to give back
+            taken = bucket.slots.get(stamp)
+            if taken is None:  # already out of the window: nothing to give back
                 continue
-            entry[1] += delta
-            bucket.total += delta
-            if entry[1] <= 0:
-                del bucket.entries[rid]
+            give_back = min(-delta, taken)
+            bucket.slots[stamp] = taken - give_back
+            bucket.total -= give_back
 
 
 def _redis(url: str) -> Store:
