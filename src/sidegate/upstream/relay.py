@@ -185,7 +185,15 @@ async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse
                 break
             finally:
                 ctx.upstream_s += time.perf_counter() - waited
-            await send([out for ev in splitter.feed(chunk) if not observer.on_event(ev.event, ev.data)
+            events = splitter.feed(chunk)
+            if ctx.first_byte_at is None and len(events) > 1:
+                # The first chunk may hold many events (or the whole stream): the caller's first byte
+                # does not wait for the rest of it.
+                while events and ctx.first_byte_at is None:
+                    ev = events.pop(0)
+                    if not observer.on_event(ev.event, ev.data):
+                        await send(outbound.event(ev))
+            await send([out for ev in events if not observer.on_event(ev.event, ev.data)
                         for out in outbound.event(ev)])
         if outbound.blocked:
             ctx.error_code = "output_guardrail_triggered"
