@@ -194,6 +194,20 @@ class RateLimiter:
             limits = limits[:n_mandatory] + limits[start:end]
         return Reservation(rid, estimate, keys, limits, verdict.remaining, verdict.stamp)
 
+    def settle_now(self, reservation: Reservation, actual_tokens: int) -> bool:
+        """Settle at once when that needs no I/O (nothing to correct, or a store in this process);
+        False when `settle` must be awaited (a remote store), which the caller does off the request path."""
+        if reservation.settled or not reservation.charged or max(0, actual_tokens) == reservation.estimate:
+            reservation.settled = True
+            return True
+        if not self.store.local:
+            return False
+        keys = reservation.token_keys()
+        reservation.settled = True
+        if keys:
+            self.store.settle_local(keys, reservation.estimate, max(0, actual_tokens), reservation.stamp)
+        return True
+
     async def settle(self, reservation: Reservation, actual_tokens: int) -> None:
         """Replace the reservation's token estimate with `actual_tokens` (at most once; one store
         call, none when nothing changes or no token bucket was charged)."""

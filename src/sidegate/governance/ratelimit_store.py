@@ -59,6 +59,10 @@ class Store(ABC):
 
     url: str
     key_prefix: str = ""
+    local = False  # True: buckets in this process, settled without I/O (`settle_local`)
+
+    def settle_local(self, keys: Sequence[str], reserved: int, actual: int, stamp: int) -> None:
+        raise NotImplementedError("only a local store settles synchronously")
 
     @abstractmethod
     async def reserve(self, rid: str, keys: Sequence[str], limits: Sequence[int], costs: Sequence[int],
@@ -117,6 +121,8 @@ def _slot(now: float) -> int:
 
 class MemoryStore(Store):
     """Buckets in this process only (one sidegate replica). `clock` is injectable for tests."""
+
+    local = True
 
     def __init__(self, url: str = "memory://", clock: Callable[[], float] = time.monotonic) -> None:
         self.url = url
@@ -189,6 +195,9 @@ class MemoryStore(Store):
         return Verdict(True, chosen, remaining, 0.0, -1, slot)
 
     async def settle(self, rid: str, keys: Sequence[str], reserved: int, actual: int, stamp: int = 0) -> None:
+        self.settle_local(keys, reserved, actual, stamp)
+
+    def settle_local(self, keys: Sequence[str], reserved: int, actual: int, stamp: int) -> None:
         delta = actual - reserved
         if not delta:
             return

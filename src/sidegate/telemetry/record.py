@@ -22,8 +22,9 @@ def record(state: AppState, ctx: RequestContext) -> UsageRow:
     if ctx.capture is not None and state.inference_log is not None:
         state.inference_log.submit(ctx, row)
     state.metrics.observe(ctx, row)
-    if ctx.limiter is not None and ctx.reservation is not None:
-        state.background(ctx.limiter.settle(ctx.reservation, row.total_tokens))
+    limiter, reservation = ctx.limiter, ctx.reservation
+    if limiter is not None and reservation is not None and not limiter.settle_now(reservation, row.total_tokens):
+        state.background(limiter.settle(reservation, row.total_tokens))  # a remote store: off the request path
     state.tracing.end_request(ctx, row)
     access_line(row)
     return row
