@@ -190,6 +190,9 @@ async def test_collector_down_spans_dropped_and_counted(gateway, fake_upstream, 
     assert len(await gw.rows()) == 3
     await gw.state.tracing.flush()
     assert gw.state.tracing.dropped_spans == 6 and gw.state.tracing.exported_spans == 0
+    async with aiohttp.ClientSession() as session, session.get(f"{gw.origin}/metrics") as reply:
+        exposition = await reply.text()
+    assert "sidegate_trace_spans_dropped_total 6.0" in exposition.splitlines()
 
 
 async def test_collector_refusing_spans_are_counted(gateway, fake_upstream, receiver, clean_env):

@@ -68,3 +68,7 @@ class ProcessValues:
         yield CounterMetricFamily("sidegate_rate_limit_store_errors_total",
                                   "Rate-limit calls that could not use the store (outages; on_error decided).",
                                   value=self.store_errors() if scrape else None)
+        yield CounterMetricFamily("sidegate_trace_spans_dropped_total",
+                                  "Spans that never reached the trace collector (it was down, refused them, or "
+                                  "the export queue was full); starts again when a reload moves the collector.",
+                                  value=state.tracing.dropped_spans if scrape else None)
