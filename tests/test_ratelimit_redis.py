@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import secrets
 import shutil
 import socket
 import subprocess
@@ -21,7 +19,6 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-import redis.asyncio as aioredis
 from structlog.testing import capture_logs
 from tests.test_ratelimit import ALICE, BOB, CAROL, Clock, admitted, refusal
 
@@ -31,27 +28,7 @@ from sidegate.governance.ratelimit_redis import RedisStore
 from sidegate.governance.ratelimit_store import open_store
 from sidegate.policy.model import RateLimit
 
-REDIS = os.environ.get("SIDEGATE_TEST_REDIS", "redis://127.0.0.1:6379/0")
-
-
-@pytest_asyncio.fixture
-async def redis_url() -> AsyncIterator[str]:
-    """A store URL with a key prefix of its own; the test's keys are deleted afterwards."""
-    client = aioredis.from_url(REDIS, socket_connect_timeout=2)
-    try:
-        await client.ping()
-    except Exception as exc:
-        await client.aclose()
-        message = f"Redis is not reachable at {REDIS} ({exc}); start one or set SIDEGATE_TEST_REDIS"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    prefix = f"sidegate-test:{secrets.token_hex(8)}:"
-    yield f"{REDIS}?key_prefix={prefix}"
-    keys = [key async for key in client.scan_iter(match=prefix + "*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+pytest_plugins = ["tests.redis_service"]  # redis_url: a key prefix of the test's own on the real Redis
 
 
 @pytest_asyncio.fixture

@@ -8,21 +8,16 @@ tests, otherwise they are skipped with a message. The outage tests need no Redis
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
 import signal
 import socket
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import pytest_asyncio
-import redis.asyncio as aioredis
 from tests.governance_env import (
     FAMILIES,
     FAMILY_IDS,
@@ -36,27 +31,7 @@ from tests.governance_env import (
 
 from sidegate.telemetry.stores import read_rows
 
-REDIS = os.environ.get("SIDEGATE_TEST_REDIS", "redis://127.0.0.1:6379/0")
-
-
-@pytest_asyncio.fixture
-async def redis_url() -> AsyncIterator[str]:
-    """A redis:// store URL with a key prefix of this test's own; its keys are deleted afterwards."""
-    client = aioredis.from_url(REDIS, socket_connect_timeout=2)
-    try:
-        await client.ping()
-    except Exception as exc:
-        await client.aclose()
-        message = f"Redis is not reachable at {REDIS} ({exc}); start one or set SIDEGATE_TEST_REDIS"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    prefix = f"sidegate-e2e:{secrets.token_hex(8)}:"
-    yield f"{REDIS}?key_prefix={prefix}"
-    keys = [key async for key in client.scan_iter(match=prefix + "*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+pytest_plugins = ["tests.redis_service"]  # redis_url: a key prefix of the test's own on the real Redis
 
 
 @pytest.fixture
