@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from structlog.testing import capture_logs
+from tests.served import free_port
 from tests.test_ratelimit import ALICE, BOB, CAROL, Clock, admitted, refusal
 
 from sidegate.errors import GatewayError
@@ -120,12 +120,6 @@ async def test_keys_expire_and_survive_a_script_flush(limiter_on, redis_url: str
 
 
 # --- outages ---------------------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 async def test_unreachable_redis_with_allow_admits_and_logs_once():
     clock = Clock()

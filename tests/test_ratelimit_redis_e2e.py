@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -28,6 +27,7 @@ from tests.governance_env import (
     start_env,
     tokens_left,
 )
+from tests.served import free_port, wait_until_up
 
 from sidegate.telemetry.stores import read_rows
 
@@ -37,12 +37,6 @@ pytest_plugins = ["tests.redis_service"]  # redis_url: a key prefix of the test'
 @pytest.fixture
 async def fakes(fake_upstream) -> dict[str, Any]:
     return {kind: await fake_upstream(kind) for kind in ("openai", "anthropic", "gemini")}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # ---------------------------------------------------------------- through the in-process app
@@ -122,17 +116,7 @@ class Served:
                 stdout=out, stderr=subprocess.STDOUT, cwd=directory)
 
     async def ready(self, http: aiohttp.ClientSession) -> None:
-        for _ in range(400):
-            if self.proc.poll() is not None:
-                raise AssertionError(f"sidegate exited early:\n{self.log.read_text()}")
-            try:
-                async with http.get(self.base + "/readyz") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"sidegate did not become ready:\n{self.log.read_text()}")
+        await wait_until_up(self.proc, self.base + "/readyz", http, self.log.read_text)
 
     def stop(self) -> int:
         """SIGTERM (usage rows are flushed), then the exit code."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -17,14 +16,9 @@ import aiohttp
 import pytest
 from tests.conftest import KEY, PRINCIPALS
 from tests.fakes import sse_data
+from tests.served import free_port, wait_until_up
 
 AUTH = {"Authorization": f"Bearer {KEY}"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Process:
@@ -39,17 +33,7 @@ class Process:
         self.base = f"http://127.0.0.1:{self.port}"
 
     async def ready(self, session: aiohttp.ClientSession) -> None:
-        for _ in range(200):
-            if self.proc.poll() is not None:
-                raise AssertionError(f"sidegate exited early:\n{self.output()}")
-            try:
-                async with session.get(self.base + "/healthz") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.05)
-        raise AssertionError("sidegate did not become healthy")
+        await wait_until_up(self.proc, self.base + "/healthz", session, self.output)
 
     def output(self) -> str:
         if self.proc.poll() is None:
