@@ -181,6 +181,37 @@ async def settled_call(env: Env, family: Family, stream: bool, who: str = "alice
     return answer
 
 
+async def sdk_call(env: Env, family: Family, stream: bool, text: str = "hi") -> Exception | None:
+    """One call of the family's SDK with this user text (a stream read to its end); returns the raised
+    error, if any."""
+    messages = [{"role": "user", "content": text}]
+    try:
+        if family is OPENAI:
+            client = env.openai()
+            if stream:
+                async for _ in await client.chat.completions.create(model="gpt", messages=messages, stream=True):
+                    pass
+            else:
+                await client.chat.completions.create(model="gpt", messages=messages)
+        elif family is ANTHROPIC:
+            an = env.anthropic()
+            if stream:
+                async with an.messages.stream(model="claude", max_tokens=64, messages=messages) as s:
+                    await s.get_final_message()
+            else:
+                await an.messages.create(model="claude", max_tokens=64, messages=messages)
+        else:
+            ge = env.genai()
+            if stream:
+                async for _ in await ge.models.generate_content_stream(model="gem", contents=text):
+                    pass
+            else:
+                await ge.models.generate_content(model="gem", contents=text)
+    except Exception as exc:
+        return exc
+    return None
+
+
 def tokens_left(answer: Any) -> int:
     return int(answer.headers["x-ratelimit-remaining-tokens"])
 

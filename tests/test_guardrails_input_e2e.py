@@ -18,7 +18,17 @@ import openai
 import orjson
 import pytest
 from google.genai import errors as genai_errors
-from tests.governance_env import ANTHROPIC, FAMILIES, FAMILY_IDS, GEMINI, OPENAI, Family, error_fields, start_env
+from tests.governance_env import (
+    ANTHROPIC,
+    FAMILIES,
+    FAMILY_IDS,
+    GEMINI,
+    OPENAI,
+    Family,
+    error_fields,
+    sdk_call,
+    start_env,
+)
 
 GHP = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A"
 AWS = "AKIA" + "Z3Q5T7V2X4B3D5F7"
@@ -40,27 +50,6 @@ async def fakes(fake_upstream) -> dict[str, Any]:
 # ---------------------------------------------------------------- block, through each SDK
 
 
-async def sdk_send(env: Any, family: Family, text: str, stream: bool) -> Exception | None:
-    try:
-        if family is OPENAI:
-            reply = await env.openai().chat.completions.create(
-                model="gpt", messages=[{"role": "user", "content": text}], stream=stream)
-            if stream:
-                async for _ in reply:
-                    pass
-        elif family is ANTHROPIC:
-            await env.anthropic().messages.create(model="claude", max_tokens=64, stream=stream,
-                                                  messages=[{"role": "user", "content": text}])
-        elif stream:
-            async for _ in await env.genai().models.generate_content_stream(model="gem", contents=text):
-                pass
-        else:
-            await env.genai().models.generate_content(model="gem", contents=text)
-    except Exception as exc:
-        return exc
-    return None
-
-
 BAD_REQUEST: dict[str, type[Exception]] = {
     "openai": openai.BadRequestError, "anthropic": anthropic.BadRequestError, "gemini": genai_errors.ClientError}
 
@@ -69,7 +58,7 @@ BAD_REQUEST: dict[str, type[Exception]] = {
 @pytest.mark.parametrize("family", FAMILIES, ids=FAMILY_IDS)
 async def test_block_is_a_400_naming_guardrail_and_category_never_the_text(gateway, fakes, family, stream):
     env = await start_env(gateway, fakes, SECRETS_BLOCK)
-    err = await sdk_send(env, family, f"deploy with token {GHP} please", stream)
+    err = await sdk_call(env, family, stream, f"deploy with token {GHP} please")
     assert isinstance(err, BAD_REQUEST[family.name]), repr(err)
     if family is GEMINI:
         body, request_id = {"error": err.details["error"]}, err.response.headers["x-sidegate-request-id"]

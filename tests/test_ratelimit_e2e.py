@@ -13,7 +13,7 @@ import anthropic
 import openai
 import pytest
 from google.genai import errors as genai_errors
-from tests.governance_env import ANTHROPIC, FAMILIES, FAMILY_IDS, GEMINI, OPENAI, Env, Family, error_fields, start_env
+from tests.governance_env import ANTHROPIC, FAMILIES, FAMILY_IDS, GEMINI, OPENAI, error_fields, sdk_call, start_env
 
 ONE_PER_MINUTE = """
 rate_limits:
@@ -27,37 +27,6 @@ async def fakes(fake_upstream) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- refusals in each family's shape
-
-
-async def sdk_call(env: Env, family: Family, stream: bool) -> Any:
-    """One call of the family's SDK (a stream read to its end); returns the raised error, if any."""
-    try:
-        if family is OPENAI:
-            client = env.openai()
-            if stream:
-                async for _ in await client.chat.completions.create(model="gpt", messages=[
-                        {"role": "user", "content": "hi"}], stream=True):
-                    pass
-            else:
-                await client.chat.completions.create(model="gpt", messages=[{"role": "user", "content": "hi"}])
-        elif family is ANTHROPIC:
-            an = env.anthropic()
-            if stream:
-                async with an.messages.stream(model="claude", max_tokens=64,
-                                              messages=[{"role": "user", "content": "hi"}]) as s:
-                    await s.get_final_message()
-            else:
-                await an.messages.create(model="claude", max_tokens=64, messages=[{"role": "user", "content": "hi"}])
-        else:
-            ge = env.genai()
-            if stream:
-                async for _ in await ge.models.generate_content_stream(model="gem", contents="hi"):
-                    pass
-            else:
-                await ge.models.generate_content(model="gem", contents="hi")
-    except Exception as exc:
-        return exc
-    return None
 
 
 RATE_LIMIT_ERRORS: dict[str, type[Exception]] = {
