@@ -1,5 +1,5 @@
 """Shared harness of the end-to-end governance tests (rate limits and guardrails through the real
-app): the three fake provider upstreams behind one sidegate, principals in several groups, the
+app): the three fake provider upstreams behind one sidegate (`three_fakes`), principals in several groups, the
 official SDK clients of each caller family, raw requests, the usage row of a request, and the text
 the fakes answer with."""
 
@@ -15,10 +15,10 @@ from typing import Any
 import aiohttp
 import anthropic
 import openai
-import orjson
 import pytest
 from google import genai
 from google.genai import types as gtypes
+from tests import three_fakes
 from tests.fakes import anthropic_wire, gemini_wire, openai_wire
 
 KEYS = {"alice": "sk-e2e-alice", "bob": "sk-e2e-bob", "carol": "sk-e2e-carol", "bot": "sk-e2e-bot"}
@@ -38,11 +38,7 @@ principals:
 """
 
 # One model service per fake, plus services whose destination speaks another format (translation).
-SERVICES = """
-providers:
-  oa: {kind: openai, base_url: "%(oa)s", api_key: up-oa}
-  an: {kind: anthropic, base_url: "%(an)s", api_key: up-an}
-  ge: {kind: gemini, base_url: "%(ge)s", api_key: up-ge}
+MODELS = """
 models:
   gpt: {destinations: [{provider: oa}]}
   gpt-mini: {destinations: [{provider: oa}]}
@@ -76,35 +72,15 @@ FAMILIES = (OPENAI, ANTHROPIC, GEMINI)
 FAMILY_IDS = [f.name for f in FAMILIES]
 
 
-@dataclass
-class Answer:
-    status: int
-    headers: Any
-    body: bytes
-
-    def json(self) -> Any:
-        return orjson.loads(self.body)
-
+class Answer(three_fakes.Answer):
     def error(self, family: str = "openai", status: int = 429) -> tuple[str, str]:
         """(machine code, message) of this error answer, checking its status and the family's shape."""
         assert self.status == status, (self.status, self.body)
         return error_fields(family, status, self.json())
 
-    @property
-    def request_id(self) -> str:
-        return str(self.headers["x-sidegate-request-id"])
 
-
-@dataclass
-class Env:
-    gw: Any
-    fakes: dict[str, Any]
-
-    def url(self, path: str) -> str:
-        return self.gw.base + path
-
-    def upstream_calls(self) -> int:
-        return sum(len(f.received) for f in self.fakes.values())
+class Env(three_fakes.Env):
+    """The app with the fakes of `three_fakes` and the principals of `KEYS`, driven raw or by the SDKs."""
 
     # ------------------------------------------------------------ raw requests
 
@@ -139,16 +115,6 @@ class Env:
         return genai.Client(api_key=KEYS[who], http_options=options).aio
 
     # ------------------------------------------------------------ records
-
-    async def row(self, request_id: str) -> dict[str, Any]:
-        """The usage row of one request (waits for a stream's handler to finish recording it)."""
-        for _ in range(200):
-            rows = [r for r in await self.gw.rows() if r["request_id"] == request_id]
-            if rows:
-                assert len(rows) == 1, rows
-                return rows[0]
-            await asyncio.sleep(0.01)
-        raise AssertionError(f"no usage row for request {request_id}")
 
     async def last_row(self) -> dict[str, Any]:
         rows = await self.gw.rows()
@@ -217,8 +183,7 @@ def tokens_left(answer: Any) -> int:
 
 
 def providers(fakes: dict[str, Any]) -> str:
-    return SERVICES % {"oa": fakes["openai"].base_url, "an": fakes["anthropic"].base_url,
-                       "ge": fakes["gemini"].base_url}
+    return three_fakes.providers_block(fakes) + MODELS
 
 
 async def start_env(gateway: Any, fakes: dict[str, Any], policy: str) -> Env:

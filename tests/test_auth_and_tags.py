@@ -24,14 +24,11 @@ import pytest
 from google import genai
 from google.genai import types as gtypes
 from tests.conftest import BOT_KEY, KEY, key_hash
+from tests.three_fakes import Answer, Env, providers_block, start_fakes
 
 from sidegate.auth.clients import client_of
 
-PROVIDERS = """
-providers:
-  oa: {kind: openai, base_url: "%(oa)s", api_key: up-oa}
-  an: {kind: anthropic, base_url: "%(an)s", api_key: up-an}
-  ge: {kind: gemini, base_url: "%(ge)s", api_key: up-ge}
+MODELS = """
 models:
   gpt: {destinations: [{provider: oa}]}
   claude: {destinations: [{provider: an}]}
@@ -64,30 +61,13 @@ FAMILIES = [OPENAI, ANTHROPIC, GEMINI]
 ids = [f.name for f in FAMILIES]
 
 
-@dataclass
-class Env:
-    gw: Any
-    fakes: dict[str, Any]
-
-    def url(self, path: str) -> str:
-        return self.gw.base + path
-
-    def upstream_calls(self) -> int:
-        return sum(len(f.received) for f in self.fakes.values())
-
-
 @pytest.fixture
 async def fakes(fake_upstream) -> dict[str, Any]:
-    return {
-        "openai": await fake_upstream("openai", api_key="up-oa"),
-        "anthropic": await fake_upstream("anthropic", api_key="up-an"),
-        "gemini": await fake_upstream("gemini", api_key="up-ge"),
-    }
+    return await start_fakes(fake_upstream)
 
 
 def providers(fakes: dict[str, Any]) -> str:
-    return PROVIDERS % {"oa": fakes["openai"].base_url, "an": fakes["anthropic"].base_url,
-                        "ge": fakes["gemini"].base_url}
+    return providers_block(fakes) + MODELS
 
 
 @pytest.fixture
@@ -95,28 +75,11 @@ async def env(gateway, fakes) -> Env:
     return Env(await gateway(providers(fakes)), fakes)
 
 
-@dataclass
-class Answer:
-    status: int
-    headers: Any
-    text: str
-
-    def json(self) -> Any:
-        return orjson.loads(self.text)
-
-
 async def post(env: Env, family: Family, headers: dict[str, str] | None = None,
                params: dict[str, str] | None = None) -> Answer:
     async with aiohttp.ClientSession() as session, session.post(
             env.url(family.path), json=family.body, headers=headers or {}, params=params) as resp:
-        return Answer(resp.status, resp.headers, await resp.text())
-
-
-async def row_of(env: Env, answer: Answer) -> dict[str, Any]:
-    request_id = answer.headers["x-sidegate-request-id"]
-    rows = [r for r in await env.gw.rows() if r["request_id"] == request_id]
-    assert len(rows) == 1, rows
-    return rows[0]
+        return Answer(resp.status, resp.headers, await resp.read())
 
 
 def error_of(family: str, answer: Answer, status: int) -> tuple[str, str]:
@@ -162,7 +125,7 @@ async def test_every_credential_form_authenticates(env, family, form):
     headers, query = FORMS[form]
     answer = await post(env, family, headers, {**query, "trace": "1"})
     assert answer.status == 200, answer.text
-    row = await row_of(env, answer)
+    row = await env.row(answer.request_id)
     assert (row["requester"], row["requester_type"], row["status_code"]) == ("alice@example.com", "user", 200)
     # upstream: the provider's credential, never the caller's sidegate key, in any header or the query
     got = env.fakes[family.name].last
@@ -191,7 +154,7 @@ async def test_every_credential_form_authenticates(env, family, form):
 async def test_first_credential_present_wins(env, headers, query, who):
     answer = await post(env, OPENAI, headers, query)
     assert answer.status == 200, answer.text
-    row = await row_of(env, answer)
+    row = await env.row(answer.request_id)
     assert row["requester"] == who
     assert env.fakes["openai"].last.headers["authorization"] == "Bearer up-oa"
 
@@ -225,14 +188,14 @@ async def test_refused_credentials_answer_401_in_family_shape(env, family, heade
     assert got_code == code
     assert KEY not in message
     assert env.upstream_calls() == 0
-    row = await row_of(env, answer)
+    row = await env.row(answer.request_id)
     assert (row["status_code"], row["error_code"], row["requester"]) == (401, code, None)
 
 
 async def test_service_principal_type_is_recorded(env):
     answer = await post(env, ANTHROPIC, {"x-api-key": BOT_KEY})
     assert answer.status == 200, answer.text
-    row = await row_of(env, answer)
+    row = await env.row(answer.request_id)
     assert (row["requester"], row["requester_type"]) == ("ci-bot", "service_principal")
 
 
@@ -246,7 +209,7 @@ principals:
     for headers in ({}, {"Authorization": "Bearer anything-at-all"}, {"X-Sidegate-Token": KEY}):
         answer = await post(env, OPENAI, headers)
         assert answer.status == 200, answer.text
-        row = await row_of(env, answer)
+        row = await env.row(answer.request_id)
         assert (row["requester"], row["requester_type"]) == ("svc", "service_principal")
         assert env.fakes["openai"].last.headers["authorization"] == "Bearer up-oa"
 
@@ -275,7 +238,7 @@ principals:
     env = Env(await gateway(policy, principals=False), fakes)
     answer = await post(env, OPENAI, {"Authorization": f"Bearer {key}"})
     assert answer.status == 200, answer.text
-    assert (await row_of(env, answer))["requester"] == "carol@example.com"
+    assert (await env.row(answer.request_id))["requester"] == "carol@example.com"
 
 
 async def test_hash_key_cli_refuses_empty_input():
@@ -362,12 +325,12 @@ async def test_tags_recorded_from_either_header(env, family, header):
     tags = {"project": "chatbot", "team": "ml-platform", "cost-center": "4711"}
     answer = await post(env, family, tags_header(tags, header))
     assert answer.status == 200, answer.text
-    assert (await row_of(env, answer))["request_tags"] == tags
+    assert (await env.row(answer.request_id))["request_tags"] == tags
 
 
 async def test_no_tags_header_records_empty_tags(env):
     answer = await post(env, OPENAI, {"Authorization": f"Bearer {KEY}"})
-    assert (await row_of(env, answer))["request_tags"] == {}
+    assert (await env.row(answer.request_id))["request_tags"] == {}
 
 
 @pytest.mark.parametrize("header", [TAG_HEADER, ALT_TAG_HEADER])
@@ -377,7 +340,7 @@ async def test_stamped_tags_win_and_merged_tags_go_upstream(stamped, family, hea
     answer = await post(stamped, family, tags_header(caller, header))
     assert answer.status == 200, answer.text
     merged = {"project": "chatbot", "app": "tests", "env": "ci", "team": "a"}
-    assert (await row_of(stamped, answer))["request_tags"] == merged
+    assert (await stamped.row(answer.request_id))["request_tags"] == merged
     got = stamped.fakes[family.name].last
     assert orjson.loads(got.headers[TAG_HEADER]) == merged
     assert len(got.headers.getall(TAG_HEADER)) == 1
@@ -393,7 +356,7 @@ async def test_required_tag_missing(stamped, family, tags):
     assert code == "missing_request_tags"
     assert "'project'" in message and "'app'" not in message  # app is stamped, so present
     assert stamped.upstream_calls() == 0
-    row = await row_of(stamped, answer)
+    row = await stamped.row(answer.request_id)
     assert (row["status_code"], row["error_code"], row["requester"]) == (400, "missing_request_tags",
                                                                           "alice@example.com")
 
@@ -405,7 +368,7 @@ async def test_tags_not_forwarded_when_forward_upstream_false(gateway, fakes, he
     for family in FAMILIES:
         answer = await post(env, family, tags_header({"project": "p"}, header))
         assert answer.status == 200, answer.text
-        assert (await row_of(env, answer))["request_tags"] == {"project": "p", "app": "t"}
+        assert (await env.row(answer.request_id))["request_tags"] == {"project": "p", "app": "t"}
         got = env.fakes[family.name].last
         assert TAG_HEADER not in got.headers and ALT_TAG_HEADER not in got.headers
         assert not any("tags" in name.lower() for name in got.headers)
@@ -442,7 +405,7 @@ async def test_invalid_tags_refused_naming_the_problem(env, raw, words, header):
         assert word in message, (word, message)
     assert "v" * 100 not in message, "the refusal must not echo a long value"
     assert env.upstream_calls() == 0
-    row = await row_of(env, answer)
+    row = await env.row(answer.request_id)
     assert (row["status_code"], row["error_code"], row["request_tags"]) == (400, "invalid_request_tags", {})
 
 
@@ -466,7 +429,7 @@ async def test_tags_at_the_limits_are_accepted(gateway, fakes, tags):
     env = Env(await gateway(providers(fakes) + "tags: {forward_upstream: true}\n"), fakes)
     answer = await post(env, OPENAI, tags_header(tags))
     assert answer.status == 200, answer.text
-    assert (await row_of(env, answer))["request_tags"] == tags
+    assert (await env.row(answer.request_id))["request_tags"] == tags
     got = env.fakes["openai"].last.headers.get(TAG_HEADER)
     if tags:
         assert orjson.loads(got) == tags

@@ -17,16 +17,14 @@ import aiohttp
 import orjson
 import pytest
 from multidict import CIMultiDict
+from tests import three_fakes
 from tests.conftest import BOT_KEY, KEY
+from tests.three_fakes import Answer, providers_block, start_fakes
 
 LIMIT = 2048  # server.max_request_bytes in these tests
 
 POLICY = """
 server: {max_request_bytes: %(limit)d}
-providers:
-  oa: {kind: openai, base_url: "%(oa)s", api_key: up-oa}
-  an: {kind: anthropic, base_url: "%(an)s", api_key: up-an}
-  ge: {kind: gemini, base_url: "%(ge)s", api_key: up-ge}
 models:
   gpt: {destinations: [{provider: oa}]}
   claude: {destinations: [{provider: an}]}
@@ -74,51 +72,21 @@ OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: 
 
 
 @dataclass
-class Env:
-    gw: Any
-    fakes: dict[str, Any]
+class Env(three_fakes.Env):
     session: aiohttp.ClientSession
-
-    def url(self, path: str) -> str:
-        return self.gw.base + path
-
-    def upstream_calls(self) -> int:
-        return sum(len(f.received) for f in self.fakes.values())
 
 
 @pytest.fixture
 async def env(gateway, fake_upstream) -> AsyncIterator[Env]:
-    fakes = {
-        "openai": await fake_upstream("openai", api_key="up-oa"),
-        "anthropic": await fake_upstream("anthropic", api_key="up-an"),
-        "gemini": await fake_upstream("gemini", api_key="up-ge"),
-    }
-    gw = await gateway(POLICY % {"limit": LIMIT, "oa": fakes["openai"].base_url,
-                                 "an": fakes["anthropic"].base_url, "ge": fakes["gemini"].base_url})
+    fakes = await start_fakes(fake_upstream)
+    gw = await gateway(providers_block(fakes) + POLICY % {"limit": LIMIT})
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {KEY}"}) as session:
         yield Env(gw, fakes, session)
 
 
-@dataclass
-class Answer:
-    status: int
-    headers: Any
-    text: str
-
-    def json(self) -> Any:
-        return orjson.loads(self.text)
-
-
 async def call(env: Env, method: str, path: str, **kwargs: Any) -> Answer:
     async with env.session.request(method, env.url(path), **kwargs) as resp:
-        return Answer(resp.status, resp.headers, await resp.text())
-
-
-async def row_of(env: Env, answer: Answer) -> dict[str, Any]:
-    request_id = answer.headers["x-sidegate-request-id"]
-    rows = [r for r in await env.gw.rows() if r["request_id"] == request_id]
-    assert len(rows) == 1, f"expected one usage row for {request_id}, got {rows}"
-    return rows[0]
+        return Answer(resp.status, resp.headers, await resp.read())
 
 
 def assert_error(family: str, answer: Answer, status: int, code: str) -> dict[str, Any]:
@@ -156,7 +124,7 @@ async def assert_refused(env: Env, family: Family, answer: Answer, status: int, 
                          requester: str | None = "alice@example.com",
                          api_type: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     err = assert_error(family.name, answer, status, code)
-    row = await row_of(env, answer)
+    row = await env.row(answer.request_id)
     assert row["status_code"] == status
     assert row["error_code"] == code
     assert row["api_type"] == (api_type or family.api_type)
@@ -177,7 +145,7 @@ async def test_valid_request_is_forwarded(env, family):
     answer = await call(env, "POST", family.path, data=body, headers={"Content-Type": "application/json"})
     assert answer.status == 200, answer.text
     assert env.fakes[family.name].last.body == body
-    row = await row_of(env, answer)
+    row = await env.row(answer.request_id)
     assert (row["status_code"], row["error_code"], row["api_type"]) == (200, None, family.api_type)
 
 
@@ -319,7 +287,7 @@ async def test_body_over_limit(env, family, transfer):
         if transfer == "chunked":
             assert resp.request_info.headers.get("Transfer-Encoding") == "chunked"
             assert "Content-Length" not in resp.request_info.headers
-        answer = Answer(resp.status, resp.headers, await resp.text())
+        answer = Answer(resp.status, resp.headers, await resp.read())
     err, _ = await assert_refused(env, family, answer, 413, "request_too_large")
     assert str(LIMIT) in err["message"]
 
@@ -389,7 +357,7 @@ async def test_wrong_method(env, family, method):
 async def test_wrong_method_on_model_list(env):
     answer = await call(env, "POST", "/mlflow/v1/models", json={})
     assert_error("openai", answer, 405, "method_not_allowed")
-    row = await row_of(env, answer)
+    row = await env.row(answer.request_id)
     assert (row["status_code"], row["error_code"], row["api_type"]) == (405, "method_not_allowed", "mlflow/models")
     assert "GET" in answer.headers["Allow"]
     ok = await call(env, "GET", "/mlflow/v1/models")
@@ -415,7 +383,7 @@ async def raw_http(env: Env, request: bytes) -> Answer:
     for line in lines[1:]:
         name, _, value = line.partition(":")
         headers[name.strip()] = value.strip()
-    return Answer(int(lines[0].split()[1]), CIMultiDict(headers), body.decode("utf-8", "replace"))
+    return Answer(int(lines[0].split()[1]), CIMultiDict(headers), body)
 
 
 def raw_request(env: Env, family: Family, extra_headers: bytes = b"", body: bytes | None = None) -> bytes:
@@ -431,13 +399,13 @@ async def test_malformed_utf8_in_user_agent_is_recorded(env, family):
     """A User-Agent that is not UTF-8 must neither fail the request nor poison the usage store."""
     answer = await raw_http(env, raw_request(env, family, b"User-Agent: curl/8.0 \xff\xfe\r\n"))
     assert answer.status == 200, answer.text
-    row = await row_of(env, answer)
+    row = await env.row(answer.request_id)
     assert row["status_code"] == 200
     assert row["client"] == "curl"
     assert row["user_agent"] == "curl/8.0 \ufffd\ufffd"
     # the store keeps working for the next request
     ok = await call(env, "POST", family.path, json=family.body())
-    assert (await row_of(env, ok))["status_code"] == 200
+    assert (await env.row(ok.request_id))["status_code"] == 200
 
 
 @pytest.mark.parametrize("family", FAMILIES, ids=ids)
@@ -453,7 +421,7 @@ async def test_malformed_utf8_in_forwarded_header(env, family):
     answer = await raw_http(env, raw_request(env, family, b"X-Trace-Note: caf\xe9 \xff\r\n"))
     assert answer.status == 200, answer.text
     assert "x-trace-note" in env.fakes[family.name].last.headers
-    assert (await row_of(env, answer))["status_code"] == 200
+    assert (await env.row(answer.request_id))["status_code"] == 200
 
 
 async def test_malformed_utf8_model_in_gemini_url(env):

@@ -6,7 +6,6 @@ the incremental SSE splitter (`sidegate.upstream.sse`) on every kind of chunking
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import random
 import re
@@ -21,6 +20,7 @@ import pytest
 from aiohttp import web
 from tests.conftest import KEY
 from tests.fakes import sse_data, sse_event
+from tests.three_fakes import Env, providers_block, start_fakes
 
 from sidegate.app import build_app
 from sidegate.upstream.sse import Event, SSESplitter
@@ -30,11 +30,7 @@ PROMPT_TOKENS = 11
 DELTAS = ("The ", "quick ", "brown ", "fox ", "jumps.")  # one per content event
 GAP_S = 0.3
 
-POLICY = """
-providers:
-  oa: {kind: openai, base_url: "%(oa)s", api_key: up-oa}
-  an: {kind: anthropic, base_url: "%(an)s", api_key: up-an}
-  ge: {kind: gemini, base_url: "%(ge)s", api_key: up-ge}
+MODELS = """
 models:
   gpt: {destinations: [{provider: oa}]}
   claude: {destinations: [{provider: an}]}
@@ -135,25 +131,10 @@ def text_before(family: Family, n_events: int) -> int:
 # ---------------------------------------------------------------- harness
 
 
-@dataclass
-class Env:
-    gw: Any
-    fakes: dict[str, Any]
-
-    def url(self, family: Family) -> str:
-        return self.gw.base + family.path
-
-
 @pytest.fixture
 async def env(gateway, fake_upstream) -> Env:
-    fakes = {
-        "openai": await fake_upstream("openai", api_key="up-oa"),
-        "anthropic": await fake_upstream("anthropic", api_key="up-an"),
-        "gemini": await fake_upstream("gemini", api_key="up-ge"),
-    }
-    gw = await gateway(POLICY % {"oa": fakes["openai"].base_url, "an": fakes["anthropic"].base_url,
-                                 "ge": fakes["gemini"].base_url})
-    return Env(gw, fakes)
+    fakes = await start_fakes(fake_upstream)
+    return Env(await gateway(providers_block(fakes) + MODELS), fakes)
 
 
 @pytest.fixture
@@ -210,17 +191,6 @@ def track(fake: Any) -> Progress:
     return progress
 
 
-async def row_for(env: Env, request_id: str, attempts: int = 200) -> dict[str, Any]:
-    """The request's usage row, polling: a stream's row is written when sidegate notices its end."""
-    for _ in range(attempts):
-        rows = [r for r in await env.gw.rows() if r["request_id"] == request_id]
-        if rows:
-            assert len(rows) == 1
-            return rows[0]
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"no usage row for {request_id}")
-
-
 # ---------------------------------------------------------------- chunk by chunk
 
 
@@ -233,7 +203,7 @@ async def test_events_reach_caller_before_upstream_finishes(env, session, family
     progress = track(fake)
     fake.reply(sse=events, headers={"Content-Type": "text/event-stream"}, chunk_delay_s=GAP_S)
     got: list[bytes] = []
-    async with session.post(env.url(family), json=family.body()) as resp:
+    async with session.post(env.url(family.path), json=family.body()) as resp:
         assert resp.status == 200
         assert resp.headers["Content-Type"].startswith("text/event-stream")
         async for event in read_events(resp):
@@ -245,7 +215,7 @@ async def test_events_reach_caller_before_upstream_finishes(env, session, family
     assert 1 <= taken_at_first < len(events)
     assert progress.taken == len(events)
     assert got == events, "every event relayed unchanged, in order"
-    row = await row_for(env, request_id)
+    row = await env.row(request_id)
     assert (row["status_code"], row["error_code"], row["streaming"], row["api_type"]) == (
         200, None, True, family.api_type)
     assert row["time_to_first_byte_ms"] is not None and row["time_to_first_byte_ms"] <= row["latency_ms"]
@@ -288,7 +258,7 @@ async def test_client_disconnect_mid_stream_records_499_with_tokens_seen(env, fa
             if len(got) == upto:
                 break
         resp.close()  # drop the connection mid-stream
-        row = await row_for(env, request_id)
+        row = await env.row(request_id)
     assert got == events[:upto]
     assert row["status_code"] == 499
     assert row["error_code"] == "client_disconnected"
@@ -332,14 +302,14 @@ def error_event_of(family: Family, raw: bytes) -> dict[str, Any]:
 async def test_upstream_cut_mid_stream_ends_with_error_event(env, session, family):
     events = family.events(DELTAS)
     env.fakes[family.name].reply(sse=events, headers={"Content-Type": "text/event-stream"}, cut_after=3)
-    async with session.post(env.url(family), json=family.body()) as resp:
+    async with session.post(env.url(family.path), json=family.body()) as resp:
         assert resp.status == 200
         got = [event async for event in read_events(resp)]
         request_id = resp.headers["x-sidegate-request-id"]
     assert got[:3] == events[:3]
     assert len(got) == 4, got
     error_event_of(family, got[3])
-    row = await row_for(env, request_id)
+    row = await env.row(request_id)
     assert row["error_code"] == "upstream_stream_interrupted"
     assert row["status_code"] == 200  # what the caller got: the stream had begun
     assert row["streaming"] is True and row["tokens_estimated"] is True
@@ -355,14 +325,14 @@ async def test_upstream_cut_inside_an_event_sends_no_partial_event(env, session,
     torn = events[2][: len(events[2]) // 2]
     env.fakes[family.name].reply(sse=[*events[:2], torn], headers={"Content-Type": "text/event-stream"},
                                  cut_after=3)
-    async with session.post(env.url(family), json=family.body()) as resp:
+    async with session.post(env.url(family.path), json=family.body()) as resp:
         body = await resp.read()
         request_id = resp.headers["x-sidegate-request-id"]
     assert body.startswith(events[0] + events[1])
     rest = body[len(events[0] + events[1]):]
     assert torn not in rest
     error_event_of(family, rest)
-    row = await row_for(env, request_id)
+    row = await env.row(request_id)
     assert row["error_code"] == "upstream_stream_interrupted"
 
 
@@ -373,11 +343,11 @@ async def test_upstream_cut_inside_an_event_sends_no_partial_event(env, session,
 async def test_stream_without_usage_is_estimated(env, session, family):
     events = family.events(DELTAS, usage=False)
     env.fakes[family.name].reply(sse=events, headers={"Content-Type": "text/event-stream"})
-    async with session.post(env.url(family), json=family.body()) as resp:
+    async with session.post(env.url(family.path), json=family.body()) as resp:
         got = await resp.read()
         request_id = resp.headers["x-sidegate-request-id"]
     assert got == b"".join(events)
-    row = await row_for(env, request_id)
+    row = await env.row(request_id)
     assert (row["status_code"], row["error_code"], row["tokens_estimated"]) == (200, None, True)
     assert row["input_tokens"] == PROMPT_TOKENS
     assert row["output_tokens"] == estimate(len("".join(DELTAS)))
@@ -388,10 +358,10 @@ async def test_stream_without_usage_is_estimated(env, session, family):
 async def test_anthropic_stream_without_usage_fields_is_estimated(env, session):
     events = anthropic_events(DELTAS, usage=False)
     env.fakes["anthropic"].reply(sse=events, headers={"Content-Type": "text/event-stream"})
-    async with session.post(env.url(ANTHROPIC), json=ANTHROPIC.body()) as resp:
+    async with session.post(env.url(ANTHROPIC.path), json=ANTHROPIC.body()) as resp:
         assert await resp.read() == b"".join(events)
         request_id = resp.headers["x-sidegate-request-id"]
-    row = await row_for(env, request_id)
+    row = await env.row(request_id)
     assert row["tokens_estimated"] is True
     assert (row["input_tokens"], row["output_tokens"]) == (PROMPT_TOKENS, estimate(len("".join(DELTAS))))
 
@@ -403,7 +373,7 @@ async def test_stream_usage_is_read_not_estimated(env, session, family):
     events = family.events(DELTAS, usage=True)
     fake = env.fakes[family.name]
     fake.reply(sse=events, headers={"Content-Type": "text/event-stream"})
-    async with session.post(env.url(family), json=family.body()) as resp:
+    async with session.post(env.url(family.path), json=family.body()) as resp:
         got = await resp.read()
         request_id = resp.headers["x-sidegate-request-id"]
     if family is OPENAI:
@@ -411,7 +381,7 @@ async def test_stream_usage_is_read_not_estimated(env, session, family):
         assert got == b"".join(e for e in events if b'"usage"' not in e)
     else:
         assert got == b"".join(events)
-    row = await row_for(env, request_id)
+    row = await env.row(request_id)
     assert row["tokens_estimated"] is False
     expected = {  # input (cache included), output (reasoning included), cache read, reasoning
         "openai": (21, 13, 4, 2),
@@ -426,7 +396,7 @@ async def test_openai_caller_asking_for_usage_gets_the_usage_chunk(env, session)
     events = openai_events(DELTAS, usage=True)
     env.fakes["openai"].reply(sse=events, headers={"Content-Type": "text/event-stream"})
     body = OPENAI.body() | {"stream_options": {"include_usage": True}}
-    async with session.post(env.url(OPENAI), json=body) as resp:
+    async with session.post(env.url(OPENAI.path), json=body) as resp:
         assert await resp.read() == b"".join(events)
     assert env.fakes["openai"].last.json() == body
 
