@@ -14,6 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 from tests.conftest import GatewayFactory
 from tests.tcp_proxy import TcpProxy
+from tests.usage_rows import BASE, ids, make_row, wait_until
 
 from sidegate.telemetry.inference_row import InferenceRow
 from sidegate.telemetry.store_postgres import PostgresStore, read_postgres_rows
@@ -24,39 +25,6 @@ from sidegate.telemetry.usage_row import USAGE_COLUMNS, UsageRow
 from sidegate.telemetry.usage_writer import UsageWriter
 
 pytest_plugins = ["tests.pg_service"]  # the pg_url and pg_admin fixtures
-
-BASE = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-
-
-def make_row(i: int, **kw: Any) -> UsageRow:
-    """Rows in time order, event_time in the form the pipeline writes (datetime.isoformat, UTC)."""
-    base: dict[str, Any] = dict(
-        request_id=f"req-{i:06d}", event_time=(BASE + timedelta(seconds=i, microseconds=250)).isoformat(),
-        requester="alice@example.com", requester_type="user", client="openai-python", user_agent="ua/1",
-        api_type="openai.chat_completions", model_service="gpt", destination_type="openai",
-        destination_name="primary", destination_model="gpt-4o", status_code=200, error_code=None,
-        streaming=bool(i % 2), input_tokens=10 + i, output_tokens=5, total_tokens=15 + i,
-        cache_read_input_tokens=2, cache_creation_input_tokens=1, reasoning_tokens=3,
-        tokens_estimated=False, latency_ms=12.5 + i, time_to_first_byte_ms=None if i % 3 else 4.25,
-        request_tags={"team": "ml", "project": f"p{i % 2}"},
-        routing_information=[{"destination": "primary", "status": 200, "duration_ms": 11.0}],
-        guardrail_results=[{"name": "pii", "action": "mask", "triggered": True}],
-    )
-    base.update(kw)
-    return UsageRow(**base)
-
-
-def ids(rows: list[dict[str, Any]]) -> list[str]:
-    return [r["request_id"] for r in rows]
-
-
-async def wait_until(cond: Any, timeout: float = 20.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not cond():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.01)
-
 
 class RecordingStore:
     """Wraps a store; keeps the request ids of every batch that was written, in write order."""

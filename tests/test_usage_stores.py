@@ -3,11 +3,11 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 from structlog.testing import capture_logs
+from tests.usage_rows import ids, make_row, wait_until
 
 from sidegate.telemetry.store_postgres import PostgresStore
 from sidegate.telemetry.stores import (
@@ -22,43 +22,6 @@ from sidegate.telemetry.stores import (
 )
 from sidegate.telemetry.usage_row import USAGE_COLUMNS, UsageRow
 from sidegate.telemetry.usage_writer import UsageWriter
-
-
-def make_row(i: int = 0, **kw: Any) -> UsageRow:
-    base: dict[str, Any] = dict(
-        request_id=f"req-{i:05d}",
-        event_time=f"2025-01-01T00:00:{i % 60:02d}.000000Z",
-        requester="alice@example.com",
-        requester_type="user",
-        client="cli",
-        user_agent="ua/1.0",
-        api_type="openai.chat_completions",
-        model_service="gpt",
-        destination_type="openai",
-        destination_name="primary",
-        destination_model="gpt-4o",
-        status_code=200,
-        error_code=None,
-        streaming=True,
-        input_tokens=10 + i,
-        output_tokens=5,
-        total_tokens=15 + i,
-        cache_read_input_tokens=2,
-        cache_creation_input_tokens=1,
-        reasoning_tokens=3,
-        tokens_estimated=False,
-        latency_ms=12.5,
-        time_to_first_byte_ms=None,
-        request_tags={"team": "ml", "env": "dev"},
-        routing_information=[{"destination": "primary", "status": 200, "duration_ms": 11.0}],
-        guardrail_results=[{"name": "pii", "action": "mask", "triggered": True}],
-    )
-    base.update(kw)
-    return UsageRow(**base)
-
-
-def ids(rows: list[dict[str, Any]]) -> list[str]:
-    return [r["request_id"] for r in rows]
 
 
 class CountingStore:
@@ -91,14 +54,6 @@ class CountingStore:
         await self.inner.close()
 
 
-async def wait_until(cond: Any, timeout: float = 2.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not cond():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.005)
-
-
 # ----------------------------------------------------------------------------------------- stores
 
 
@@ -123,7 +78,7 @@ async def test_sqlite_round_trip_all_columns(tmp_path: Path) -> None:
     raw = conn.execute("SELECT streaming, tokens_estimated, request_tags, guardrail_results FROM usage "
                        "ORDER BY rowid").fetchall()
     assert raw[0][:2] == (1, 0) and isinstance(raw[0][0], int)
-    assert orjson.loads(raw[0][2]) == {"team": "ml", "env": "dev"}
+    assert orjson.loads(raw[0][2]) == {"team": "ml", "project": "p1"}
     assert isinstance(raw[0][3], str)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     idx = conn.execute("SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='usage'").fetchall()
@@ -139,7 +94,7 @@ async def test_sqlite_insert_is_idempotent(tmp_path: Path) -> None:
     await store.write([make_row(2, status_code=500), make_row(3)])
     await store.close()
     got = read_rows(url)
-    assert ids(got) == ["req-00001", "req-00002", "req-00003"]
+    assert ids(got) == ["req-000001", "req-000002", "req-000003"]
     assert got[1]["status_code"] == 200  # first write wins
 
 
@@ -153,7 +108,7 @@ async def test_sqlite_relative_url_and_parent_dirs(tmp_path: Path, monkeypatch: 
     await store.close()
     assert (tmp_path / "data" / "nested" / "usage.db").exists()
     monkeypatch.chdir("/")  # parsed path stays absolute
-    assert ids(read_rows(f"sqlite:////{str(tmp_path).lstrip('/')}/data/nested/usage.db")) == ["req-00001"]
+    assert ids(read_rows(f"sqlite:////{str(tmp_path).lstrip('/')}/data/nested/usage.db")) == ["req-000001"]
 
 
 def test_parse_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -189,15 +144,15 @@ async def test_jsonl_round_trip(tmp_path: Path) -> None:
     await store.close()
     assert read_rows(url) == [r.as_dict() for r in rows]
     lines = path.read_bytes().splitlines()
-    assert len(lines) == 3 and orjson.loads(lines[0])["streaming"] is True
+    assert len(lines) == 3 and [orjson.loads(line)["streaming"] for line in lines] == [False, True, False]
     # a partial line left by a crash does not corrupt the next batch
     with open(path, "ab") as fh:
         fh.write(b'{"request_id": "torn')
     store = open_store(url)
     await store.open()
-    await store.write([make_row(9), make_row(1)])  # req-00001 duplicates: reader keeps the first
+    await store.write([make_row(9), make_row(1)])  # req-000001 duplicates: reader keeps the first
     await store.close()
-    assert ids(read_rows(url)) == ["req-00000", "req-00001", "req-00002", "req-00009"]
+    assert ids(read_rows(url)) == ["req-000000", "req-000001", "req-000002", "req-000009"]
 
 
 async def test_none_store_discards() -> None:
@@ -228,7 +183,7 @@ async def test_writer_batches_and_flushes_on_close(tmp_path: Path) -> None:
         writer.submit(make_row(i))
     await writer.close()
     assert store.batches[-1] == 3 and store.closes == 1
-    assert ids(read_rows(url)) == [f"req-{i:05d}" for i in range(1203)]
+    assert ids(read_rows(url)) == [f"req-{i:06d}" for i in range(1203)]
     await writer.close()  # second close is a no-op
     assert store.closes == 1
 
@@ -270,7 +225,7 @@ async def test_outage_retains_rows_logs_once_and_recovers(tmp_path: Path) -> Non
         store.down = False
         await wait_until(lambda: writer.queue_depth == 0)
         await writer.close()
-    assert ids(read_rows(url)) == [f"req-{i:05d}" for i in range(15)]
+    assert ids(read_rows(url)) == [f"req-{i:06d}" for i in range(15)]
     warnings = [e for e in logs if e["log_level"] == "warning"]
     assert len(warnings) == 1 and warnings[0]["error"] == "store is down"
     assert [e["event"] for e in logs if e["log_level"] == "info"] == ["usage store recovered"]
@@ -303,7 +258,7 @@ async def test_close_while_failing_spools_and_next_start_replays(tmp_path: Path)
         assert not spool.exists()
         writer2.submit(make_row(6))
         await writer2.close()
-        assert ids(read_rows(url)) == [f"req-{i:05d}" for i in range(7)]
+        assert ids(read_rows(url)) == [f"req-{i:06d}" for i in range(7)]
     assert read_rows(url)[0] == make_row(0).as_dict()
 
 
@@ -317,7 +272,7 @@ async def test_spool_replays_before_new_rows_and_skips_bad_lines(tmp_path: Path)
     await writer.start()
     assert writer.queue_depth == 0
     await writer.close()
-    assert ids(read_rows(url)) == [f"req-{i:05d}" for i in range(4)]
+    assert ids(read_rows(url)) == [f"req-{i:06d}" for i in range(4)]
 
 
 async def test_memory_bound_spills_oldest_to_spool(tmp_path: Path) -> None:
@@ -337,7 +292,7 @@ async def test_memory_bound_spills_oldest_to_spool(tmp_path: Path) -> None:
     store.down = False
     await wait_until(lambda: writer.queue_depth == 0)
     await writer.close()
-    assert ids(read_rows(url)) == [f"req-{i:05d}" for i in range(40)]
+    assert ids(read_rows(url)) == [f"req-{i:06d}" for i in range(40)]
     assert not spool.exists()
 
 
@@ -355,7 +310,7 @@ async def test_close_times_out_on_hanging_store(tmp_path: Path) -> None:
     writer2 = UsageWriter(open_store(url), spool_path=spool)
     await writer2.start()
     await writer2.close()
-    assert ids(read_rows(url)) == ["req-00001"]
+    assert ids(read_rows(url)) == ["req-000001"]
 
 
 async def test_submit_never_raises_and_restart(tmp_path: Path) -> None:
@@ -379,5 +334,5 @@ async def test_submit_never_raises_and_restart(tmp_path: Path) -> None:
         writer.submit(make_row(2 * n + 1))
     await writer.start()
     await writer.close()
-    assert ids(read_rows(url)) == [f"req-{i:05d}" for i in range(6)]
+    assert ids(read_rows(url)) == [f"req-{i:06d}" for i in range(6)]
     assert store.opens == 4 and store.closes == 4
