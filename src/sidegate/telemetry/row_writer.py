@@ -31,7 +31,7 @@ import sys
 from collections import deque
 from itertools import islice
 from pathlib import Path
-from typing import Generic
+from typing import Generic, TypedDict
 
 import structlog
 
@@ -39,9 +39,21 @@ from sidegate.telemetry.row_schema import R, RowSchema
 from sidegate.telemetry.spool import Spool
 from sidegate.telemetry.store_files import RowStore
 
-__all__ = ["RowWriter"]
+__all__ = ["RowWriter", "WriterOptions"]
 
 log = structlog.get_logger("sidegate.telemetry")
+
+
+class WriterOptions(TypedDict, total=False):
+    """A `RowWriter`'s keyword arguments besides its schema, for writers of one row kind to pass on."""
+
+    batch_size: int
+    flush_interval_s: float
+    spool_path: Path | None
+    max_pending: int
+    retry_initial_s: float
+    retry_max_s: float
+
 
 class RowWriter(Generic[R]):
     def __init__(
