@@ -24,9 +24,11 @@ import pytest
 from google import genai
 from google.genai import types as gtypes
 from tests.conftest import BOT_KEY, KEY, key_hash
-from tests.three_fakes import Answer, Env, providers_block, start_fakes
+from tests.three_fakes import Answer, Env, providers_block
 
 from sidegate.auth.clients import client_of
+
+pytest_plugins = ["tests.three_fakes"]  # the fakes fixture: the three fake providers
 
 MODELS = """
 models:
@@ -59,12 +61,6 @@ GEMINI = Family("gemini", "/gemini/v1beta/models/m:generateContent",
                 {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]})
 FAMILIES = [OPENAI, ANTHROPIC, GEMINI]
 ids = [f.name for f in FAMILIES]
-
-
-@pytest.fixture
-async def fakes(fake_upstream) -> dict[str, Any]:
-    return await start_fakes(fake_upstream)
-
 
 def providers(fakes: dict[str, Any]) -> str:
     return providers_block(fakes) + MODELS

@@ -17,6 +17,8 @@ import pytest
 from google.genai import errors as genai_errors
 from tests.governance_env import ANTHROPIC, GEMINI, Env, answer_text, start_env
 
+pytest_plugins = ["tests.three_fakes"]  # the fakes fixture: the three fake providers
+
 SPLIT = ["Write to ", "ali", "ce@exa", "mple.com", " or call +1 415", " 555 0100", " today."]
 MASKED = "Write to <EMAIL_ADDRESS> or call <PHONE_NUMBER> today."
 GHP = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A"
@@ -33,11 +35,6 @@ HI: Any = [{"role": "user", "content": "hi"}]
 
 def guardrails(*specs: str) -> str:
     return "guardrails:\n" + "".join(f"  - {spec}\n" for spec in specs)
-
-
-@pytest.fixture
-async def fakes(fake_upstream) -> dict[str, Any]:
-    return {kind: await fake_upstream(kind) for kind in ("openai", "anthropic", "gemini")}
 
 
 async def whole(env: Env, surface: str, model: str | None = None) -> str:

@@ -15,15 +15,12 @@ import pytest
 from google.genai import errors as genai_errors
 from tests.governance_env import ANTHROPIC, FAMILIES, FAMILY_IDS, GEMINI, OPENAI, error_fields, sdk_call, start_env
 
+pytest_plugins = ["tests.three_fakes"]  # the fakes fixture: the three fake providers
+
 ONE_PER_MINUTE = """
 rate_limits:
   - {key: user_default, requests_per_minute: 1}
 """
-
-
-@pytest.fixture
-async def fakes(fake_upstream) -> dict[str, Any]:
-    return {kind: await fake_upstream(kind) for kind in ("openai", "anthropic", "gemini")}
 
 
 # ---------------------------------------------------------------- refusals in each family's shape

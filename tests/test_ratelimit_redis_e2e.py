@@ -13,7 +13,6 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -31,12 +30,10 @@ from tests.served import free_port, wait_until_up
 
 from sidegate.telemetry.stores import read_rows
 
-pytest_plugins = ["tests.redis_service"]  # redis_url: a key prefix of the test's own on the real Redis
-
-
-@pytest.fixture
-async def fakes(fake_upstream) -> dict[str, Any]:
-    return {kind: await fake_upstream(kind) for kind in ("openai", "anthropic", "gemini")}
+pytest_plugins = [
+    "tests.redis_service",  # redis_url: a key prefix of the test's own on the real Redis
+    "tests.three_fakes",  # fakes: the three fake providers
+]
 
 
 # ---------------------------------------------------------------- through the in-process app

@@ -4,8 +4,6 @@ stream the caller abandons half way), as the x-ratelimit-*-tokens headers of the
 
 from __future__ import annotations
 
-from typing import Any
-
 import aiohttp
 import pytest
 from tests.fakes import DEFAULT_USAGE, default_sse, sse_data
@@ -21,10 +19,7 @@ from tests.governance_env import (
     tokens_left,
 )
 
-
-@pytest.fixture
-async def fakes(fake_upstream) -> dict[str, Any]:
-    return {kind: await fake_upstream(kind) for kind in ("openai", "anthropic", "gemini")}
+pytest_plugins = ["tests.three_fakes"]  # the fakes fixture: the three fake providers
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])

@@ -3,7 +3,8 @@ end-to-end tests set them up: the fakes, the policy's `providers:` block that po
 app with its fakes (`Env`), an answer read whole (`Answer`) and the usage row of a request.
 
 Each test module adds its own `models:` to `providers_block(fakes)`; the providers are named `oa`,
-`an` and `ge`, with the upstream keys of `UPSTREAM_KEYS`."""
+`an` and `ge`, with the upstream keys of `UPSTREAM_KEYS`. A module that lists this one in its
+`pytest_plugins` gets the `fakes` fixture."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import pytest_asyncio
 
 UPSTREAM_KEYS = {"openai": "up-oa", "anthropic": "up-an", "gemini": "up-ge"}
 
@@ -19,6 +21,12 @@ UPSTREAM_KEYS = {"openai": "up-oa", "anthropic": "up-an", "gemini": "up-ge"}
 async def start_fakes(fake_upstream: Any) -> dict[str, Any]:
     """One fake of each kind (from the `fake_upstream` fixture), each requiring its upstream key."""
     return {kind: await fake_upstream(kind, api_key=key) for kind, key in UPSTREAM_KEYS.items()}
+
+
+@pytest_asyncio.fixture
+async def fakes(fake_upstream: Any) -> dict[str, Any]:
+    """The three fakes by kind, closed at teardown."""
+    return await start_fakes(fake_upstream)
 
 
 def providers_block(fakes: dict[str, Any]) -> str:
