@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any, Generic, Protocol, TypeVar
+
+import orjson
 
 from sidegate.telemetry.row_schema import SQL_TYPES, R, RowSchema
 from sidegate.telemetry.tables import USAGE
@@ -34,8 +36,9 @@ class RowStore(Protocol[R]):
     async def close(self) -> None: ...
 
 
-class ThreadedStore:
-    """Owns a single worker thread; all blocking I/O of the store runs there, in order."""
+class ThreadedStore(Generic[R]):
+    """Owns a single worker thread; all blocking I/O of the store runs there, in order. A store
+    implements `_open_sync`, `_write_sync` (one batch, not empty) and `_close_sync`."""
 
     def __init__(self) -> None:
         self._executor: ThreadPoolExecutor | None = None
@@ -66,14 +69,21 @@ class ThreadedStore:
             self._executor = None
             executor.shutdown(wait=False)
 
+    async def write(self, rows: list[R]) -> None:
+        if rows:
+            await self._run(self._write_sync, rows)
+
     def _open_sync(self) -> None:
+        raise NotImplementedError
+
+    def _write_sync(self, rows: list[R]) -> None:
         raise NotImplementedError
 
     def _close_sync(self) -> None:
         raise NotImplementedError
 
 
-class SqliteStore(ThreadedStore, Generic[R]):
+class SqliteStore(ThreadedStore[R]):
     """One table in a SQLite file (WAL mode); columns added in a later version are added on open."""
 
     def __init__(self, path: Path, table: str | None = None, schema: RowSchema[R] | None = None) -> None:
@@ -133,12 +143,8 @@ class SqliteStore(ThreadedStore, Generic[R]):
             conn.execute("ROLLBACK")
             raise
 
-    async def write(self, rows: list[R]) -> None:
-        if rows:
-            await self._run(self._write_sync, rows)
 
-
-class JsonlStore(ThreadedStore, Generic[R]):
+class JsonlStore(ThreadedStore[R]):
     """One JSON object per line, appended; one write and flush per batch."""
 
     def __init__(self, path: Path, schema: RowSchema[R] | None = None) -> None:
@@ -174,9 +180,22 @@ class JsonlStore(ThreadedStore, Generic[R]):
         self._fh.write(b"".join(encode(r) for r in rows))
         self._fh.flush()
 
-    async def write(self, rows: list[R]) -> None:
-        if rows:
-            await self._run(self._write_sync, rows)
+
+def jsonl_rows(lines: Iterable[bytes]) -> Iterator[dict[str, Any]]:
+    """The rows of a JSONL store's lines, as written: blank lines and a partial line left by a crash
+    are skipped, and of rows with the same `request_id` (a replay) only the first is kept."""
+    seen: set[Any] = set()
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            row = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(row, dict) or row.get("request_id") in seen:
+            continue
+        seen.add(row.get("request_id"))
+        yield row
 
 
 class NullStore:

@@ -18,9 +18,15 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
-from sidegate.telemetry.store_files import TABLE_RE, JsonlStore, NullStore, RowStore, SqliteStore, ThreadedStore
+from sidegate.telemetry.store_files import (
+    TABLE_RE,
+    JsonlStore,
+    NullStore,
+    RowStore,
+    SqliteStore,
+    ThreadedStore,
+    jsonl_rows,
+)
 from sidegate.telemetry.store_url import StoreURL, default_spool_path, parse_store_url
 from sidegate.telemetry.tables import USAGE, schema_for
 from sidegate.telemetry.usage_row import UsageRow
@@ -121,18 +127,5 @@ def read_rows(url: str, table: str = "usage") -> list[dict[str, Any]]:
             return [schema.decode_sql(r, names) for r in cur.fetchall()]
         finally:
             conn.close()
-    rows: list[dict[str, Any]] = []
-    seen: set[Any] = set()
     with open(parsed.path, "rb") as fh:
-        for line in fh:
-            if not line.strip():
-                continue
-            try:
-                data = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue  # partial line left by a crash
-            if not isinstance(data, dict) or data.get("request_id") in seen:
-                continue
-            seen.add(data.get("request_id"))
-            rows.append(data)
-    return rows
+        return list(jsonl_rows(fh))

@@ -17,13 +17,11 @@ from __future__ import annotations
 import math
 import re
 from array import array
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
-
+from sidegate.telemetry.store_files import jsonl_rows
 from sidegate.telemetry.store_url import StoreURL, redact_url
 
 __all__ = [
@@ -216,21 +214,6 @@ def _group_of(row: dict[str, Any], by: Grouping, moment: datetime | None) -> str
     return NONE_GROUP if value is None else str(value)
 
 
-def _jsonl_rows(lines: Iterable[bytes]) -> Iterable[dict[str, Any]]:
-    seen: set[Any] = set()
-    for line in lines:
-        if not line.strip():
-            continue
-        try:
-            row = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue  # a partial line left by a crash
-        if not isinstance(row, dict) or row.get("request_id") in seen:
-            continue
-        seen.add(row.get("request_id"))
-        yield row
-
-
 def jsonl_report(url: StoreURL, by: Grouping, since: datetime | None) -> Report:
     assert url.path is not None
     groups: dict[str, _Group] = {}
@@ -240,7 +223,7 @@ def jsonl_report(url: StoreURL, by: Grouping, since: datetime | None) -> Report:
     except OSError as exc:
         raise ReportError(f"no usage file at {url.path} ({exc.strerror})") from None
     with fh:
-        for row in _jsonl_rows(fh):
+        for row in jsonl_rows(fh):
             moment = _row_time(row)
             if since is not None and (moment is None or moment < since):
                 continue
