@@ -148,7 +148,8 @@ NOTES = """\
   /proc/<pid>/status of the gateway process (and its children, if it forks).
 - sidegate's policy is bench/policies/bench.yaml: key auth over 8 principals, model-service
   permissions by group, one destination plus a fallback, tags stamped, required and forwarded
-  upstream, usage rows to SQLite (rows written in this run: {usage_rows}). Rate limits,
-  guardrails and metrics are written there but commented out until the pipeline enforces them.
+  upstream, usage rows to SQLite (rows written in this run: {usage_rows}), two rate limits
+  (requests and tokens, memory store), the secrets (block) and PII (mask) guardrails on input and
+  output, Prometheus metrics recorded for every request.
 - LiteLLM proxy runs with its defaults (one uvicorn worker), a master key, no database.
 """
