@@ -39,6 +39,7 @@ from sidegate.governance.detector_patterns import (
     Detector,
     Validator,
 )
+from sidegate.governance.regex_prefix import any_of, prefix
 from sidegate.policy.model import DetectorSet, PiiKind
 
 PII_KINDS: tuple[PiiKind, ...] = ("email", "phone", "credit_card", "us_ssn", "iban", "ip_address")
@@ -143,8 +144,8 @@ class _Pass:
 class Scanner:
     """The detectors of (owner, detectors) pairs, compiled for whole texts or (`stream`) for streams."""
 
-    __slots__ = ("_clean", "_lowered", "_pivoted", "_plain", "alternatives", "anchor", "joinable", "passes",
-                 "spaced_window", "token_window", "unanchored_window")
+    __slots__ = ("_clean", "_lowered", "_pivoted", "_plain", "_starts", "alternatives", "anchor", "joinable",
+                 "passes", "spaced_window", "token_window", "unanchored_window")
 
     def __init__(self, owned: Sequence[tuple[int, Sequence[Detector]]], *, stream: bool = False) -> None:
         owners: dict[Detector, list[int]] = {}
@@ -173,9 +174,24 @@ class Scanner:
         self.spaced_window = max((a.width for a in alts if a.spaced), default=0) + LOOKAHEAD
         self.unanchored_window = max((a.width for a in alts if a.spaced and a.anchor is None), default=0)
         anchors = list(dict.fromkeys(a.anchor for a in alts if a.spaced and a.anchor is not None))
-        self.anchor = re.compile("|".join(f"(?:{a})" for a in anchors)) if anchors else None
+        self.anchor = any_of(anchors) if anchors else None
         self.joinable = not any(_ANCHORED.search(d.rest) for d in owners if d.category == "regex")
         self._clean: dict[int, None] = {}
+        self._starts = _starts(self) if stream else None
+
+    def could_start(self, text: str, pos: int, end: int) -> bool:
+        """False when no pass can find anything starting in text[pos:end] (streams: the text about to be
+        released needs no scan); True when one might, or for scanners not made for streams."""
+        starts = self._starts
+        if starts is None:
+            return True
+        plain, lowered, pivots, back = starts
+        if plain is not None and (m := plain.search(text, pos)) is not None and m.start() < end:
+            return True
+        if lowered is not None and (m := lowered.search(lower(text), pos)) is not None and m.start() < end:
+            return True
+        # a pivot pass's match starts up to `back` characters before its pivot
+        return pivots is not None and (m := pivots.search(text, pos)) is not None and m.start() - back < end
 
     def scan(self, text: str, pos: int = 0) -> list[Finding]:
         """Findings in text[pos:], in order and not overlapping (text before pos is context only)."""
@@ -225,6 +241,25 @@ class Scanner:
             if not results[i] and len(texts[i]) >= _CLEAN_CACHE_MIN:
                 clean[hash(texts[i])] = None
         return results
+
+
+_Starts = tuple["re.Pattern[str] | None", "re.Pattern[str] | None", "re.Pattern[str] | None", int]
+
+
+def _starts(scanner: Scanner) -> _Starts | None:
+    """The patterns every match of the plain passes, of the lowered passes, and the pivots of the
+    pivot passes start with; None when the start of one pass is unknown (a policy regex that may
+    start anywhere): streams then scan every time."""
+    groups = []
+    for passes in (scanner._plain, scanner._lowered):
+        starts = [prefix(p.pattern.pattern) for p in passes]
+        joined = any_of(starts) if starts else None
+        if starts and joined is None:
+            return None
+        groups.append(joined)
+    pivots = [p.pivot.pattern for p in scanner._pivoted if p.pivot is not None]
+    back = max((p.back_max for p in scanner._pivoted), default=0)
+    return groups[0], groups[1], any_of(pivots) if pivots else None, back
 
 
 def _alternative(d: Detector, owners: tuple[int, ...], stream: bool, value_group: int, rank: int) -> Alternative:

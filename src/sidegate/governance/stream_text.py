@@ -13,7 +13,10 @@ finding before the cut:
 
 Findings before the cut are final: they are recorded, masked or blocked. So the text released is the
 text a whole-body scan would give, while each delta costs a scan of a bounded window: the work per
-delta does not grow with the length of the stream.
+delta does not grow with the length of the stream. Most deltas cost less: only the delta is searched
+for the start of the last word; nothing is scanned while nothing can be released (a word still being
+written); and text to release in which no detector's pattern can start (`Scanner.could_start`, from
+the prefixes of `regex_prefix`) is released without running the detectors' passes.
 
 A masked PEM private key header switches the channel to following its body: base64 lines are
 dropped (the header's <SECRET> stands for the whole block) up to the END line.
@@ -28,7 +31,7 @@ from functools import lru_cache
 from sidegate.governance.detectors import LOOKAHEAD, Finding, Scanner
 
 _CONTEXT = 32  # released characters kept for the lookbehinds of the next scan
-_WHITESPACE = (" ", "\n", "\t", "\r")
+_LAST_SPACE = re.compile(r".*[ \n\t\r]", re.S)  # up to the last whitespace: where the last word starts
 _END_LINE_PREFIX = "-----END"
 _END_LINE_MAX = 64
 
@@ -42,10 +45,11 @@ def _follow_pattern(source: str) -> re.Pattern[str]:
 
 
 class TextChannel:
-    __slots__ = ("context", "follow", "offset", "pending", "replacements")
+    __slots__ = ("context", "follow", "offset", "pending", "replacements", "run")
 
     def __init__(self) -> None:
         self.pending = ""  # received, not yet released (original text)
+        self.run = 0  # where the last word of pending starts (no whitespace from there on)
         self.context = ""  # the end of the released original text
         self.offset = 0  # position of pending[0] in the channel's whole original text
         self.replacements: list[tuple[int, int, str]] = []  # masked spans of the original text
@@ -58,12 +62,25 @@ class TextChannel:
             buf = self._follow(buf, final)
             if self.follow is not None:
                 return ""
+            delta, self.run = buf, 0  # all of it is new to the word search
         if not buf:
             return ""
+        # Only the delta is searched for whitespace: the last word of what was held is known.
+        space = _LAST_SPACE.match(delta)
+        run = len(buf) - len(delta) + space.end() if space is not None else self.run
         ctx = self.context
         text = ctx + buf
         base = len(ctx)
-        cut = len(text) if final else hold_from(scanner, text, base)
+        cut = len(text) if final else hold_from(scanner, text, base, base + run)
+        if cut == base:  # nothing can be released: nothing needs scanning yet
+            self.pending = buf
+            self.run = run
+            return ""
+        if not scanner.could_start(text, base, cut):  # no detector can match in what is released
+            self.pending = text[cut:]
+            self.run = max(0, base + run - cut)
+            self._release(text, base, cut)
+            return text[base:cut]
         out: list[str] = []
         at = base
         for f in scanner.scan(text, base):
@@ -83,6 +100,7 @@ class TextChannel:
                 return "".join(out) + self.push(scanner, decide, "", final)
         out.append(text[at:cut])
         self.pending = text[cut:]
+        self.run = max(0, base + run - cut)
         self._release(text, base, cut)
         return "".join(out)
 
@@ -133,14 +151,14 @@ class TextChannel:
         return "".join(parts)
 
 
-def hold_from(scanner: Scanner, text: str, base: int) -> int:
-    """Where to cut text: everything before can be decided now, whatever follows."""
+def hold_from(scanner: Scanner, text: str, base: int, run_start: int) -> int:
+    """Where to cut text (released up to base; its last word starts at run_start): everything before
+    the cut can be decided now, whatever follows."""
     n = len(text)
-    run_start = max(text.rfind(c) for c in _WHITESPACE) + 1
     cut = max(run_start, n - scanner.token_window)
     if scanner.unanchored_window:
         cut = min(cut, n - scanner.unanchored_window - LOOKAHEAD)
-    if scanner.anchor is not None:
+    if cut > base and scanner.anchor is not None:
         anchor = scanner.anchor.search(text, max(base, n - scanner.spaced_window))
         if anchor is not None:
             cut = min(cut, anchor.start())
