@@ -14,6 +14,7 @@ import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestServer
 from tests.fakes import fake_upstream  # noqa: F401  (fixture)
+from tests.three_fakes import fakes  # noqa: F401  (fixture: one fake upstream of each kind)
 
 from sidegate.app import build_app, close_state, start_state
 from sidegate.state import AppState

@@ -28,8 +28,6 @@ from tests.three_fakes import Answer, Env, providers_block
 
 from sidegate.auth.clients import client_of
 
-pytest_plugins = ["tests.three_fakes"]  # the fakes fixture: the three fake providers
-
 MODELS = """
 models:
   gpt: {destinations: [{provider: oa}]}

@@ -30,8 +30,6 @@ from tests.governance_env import (
     start_env,
 )
 
-pytest_plugins = ["tests.three_fakes"]  # the fakes fixture: the three fake providers
-
 GHP = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A"
 AWS = "AKIA" + "Z3Q5T7V2X4B3D5F7"
 SECRETS_BLOCK = """

@@ -17,8 +17,6 @@ import pytest
 from google.genai import errors as genai_errors
 from tests.governance_env import ANTHROPIC, GEMINI, Env, answer_text, start_env
 
-pytest_plugins = ["tests.three_fakes"]  # the fakes fixture: the three fake providers
-
 SPLIT = ["Write to ", "ali", "ce@exa", "mple.com", " or call +1 415", " 555 0100", " today."]
 MASKED = "Write to <EMAIL_ADDRESS> or call <PHONE_NUMBER> today."
 GHP = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A"

@@ -15,8 +15,6 @@ import pytest
 from google.genai import errors as genai_errors
 from tests.governance_env import ANTHROPIC, FAMILIES, FAMILY_IDS, GEMINI, OPENAI, error_fields, sdk_call, start_env
 
-pytest_plugins = ["tests.three_fakes"]  # the fakes fixture: the three fake providers
-
 ONE_PER_MINUTE = """
 rate_limits:
   - {key: user_default, requests_per_minute: 1}

@@ -30,10 +30,7 @@ from tests.served import free_port, wait_until_up
 
 from sidegate.telemetry.stores import read_rows
 
-pytest_plugins = [
-    "tests.redis_service",  # redis_url: a key prefix of the test's own on the real Redis
-    "tests.three_fakes",  # fakes: the three fake providers
-]
+pytest_plugins = ["tests.redis_service"]  # redis_url: a key prefix of the test's own on the real Redis
 
 
 # ---------------------------------------------------------------- through the in-process app

@@ -19,8 +19,6 @@ from tests.governance_env import (
     tokens_left,
 )
 
-pytest_plugins = ["tests.three_fakes"]  # the fakes fixture: the three fake providers
-
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
 @pytest.mark.parametrize("family", FAMILIES, ids=FAMILY_IDS)

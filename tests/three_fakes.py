@@ -3,8 +3,8 @@ end-to-end tests set them up: the fakes, the policy's `providers:` block that po
 app with its fakes (`Env`), an answer read whole (`Answer`) and the usage row of a request.
 
 Each test module adds its own `models:` to `providers_block(fakes)`; the providers are named `oa`,
-`an` and `ge`, with the upstream keys of `UPSTREAM_KEYS`. A module that lists this one in its
-`pytest_plugins` gets the `fakes` fixture."""
+`an` and `ge`, with the upstream keys of `UPSTREAM_KEYS`. The `fakes` fixture (the three fakes)
+is every test's, through conftest."""
 
 from __future__ import annotations
 
