@@ -24,7 +24,6 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from sidegate import apis
 from sidegate.governance.guardrails import Guardrails
@@ -62,7 +61,8 @@ def answer_chunks(n: int) -> list[str]:
 
 
 def events_of(api: str, chunks: list[str]) -> list[Event]:
-    c = Completion("bench-stream", "d0", "".join(chunks), chunks, False, 40, {"stream_options": {"include_usage": True}})
+    body = {"stream_options": {"include_usage": True}}
+    c = Completion("bench-stream", "d0", "".join(chunks), chunks, False, 40, body)
     splitter = SSESplitter()
     return [ev for raw in RENDER[api](c) for ev in splitter.feed(raw)]
 
@@ -84,7 +84,7 @@ def relay_events(api: str, events: list[Event], guarded: bool, guardrails: Guard
     for ev in events:
         t = clock()
         if not observer.on_event(ev.event, ev.data):
-            out += guard.feed(ev) if guard is not None else [ev.raw]
+            out += guard.feed_json(ev, observer.parsed) if guard is not None else [ev.raw]
         each.append(clock() - t)
     if guard is not None:
         out += guard.finish()

@@ -46,10 +46,22 @@ def encode(event: str | None, obj: dict[str, Any]) -> bytes:
     return b"event: " + event.encode() + b"\n" + data if event else data
 
 
+class _Channel(TextChannel):
+    """A channel of text and the last event that brought text into it (its name and JSON object):
+    what the delta event sent for its held rest is made from."""
+
+    __slots__ = ("event", "template")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.event: str | None = None
+        self.template: dict[str, Any] = {}
+
+
 class StreamGuard:
     """Scans one streamed answer. `blocked` turns True once a block guardrail ended the stream."""
 
-    __slots__ = ("_api", "_channels", "_decide", "_format", "_last", "_last_seq", "_seq_shift", "active",
+    __slots__ = ("_api", "_channels", "_decide", "_format", "_last_seq", "_scanner", "_seq_shift", "active",
                  "blocked", "error", "phase", "request_id")
 
     def __init__(self, active: ActiveGuardrails, phase: _PhasePlan, api: str, request_id: str = "") -> None:
@@ -58,8 +70,8 @@ class StreamGuard:
         self.request_id = request_id
         self._format = FORMATS[api]
         self._api = api
-        self._channels: dict[Key, TextChannel] = {}
-        self._last: dict[Key, tuple[str | None, dict[str, Any]]] = {}  # per channel: event to copy for a flush
+        self._scanner = phase.stream_scanner
+        self._channels: dict[Key, _Channel] = {}
         self._seq_shift = 0  # Responses: events added so far (later sequence numbers move up by as many)
         self._last_seq = -1  # Responses: the sequence number of the last event sent
         self.blocked = False
@@ -77,13 +89,14 @@ class StreamGuard:
     def push(self, key: Key, delta: str, event: str | None, template: dict[str, Any]) -> str:
         channel = self._channels.get(key)
         if channel is None:
-            channel = self._channels[key] = TextChannel()
-        self._last[key] = (event, template)
-        return channel.push(self.phase.stream_scanner, self._decide, delta)
+            channel = self._channels[key] = _Channel()
+        channel.event = event
+        channel.template = template
+        return channel.push(self._scanner, self._decide, delta)
 
     def flush(self, key: Key) -> str:
         channel = self._channels.get(key)
-        return channel.push(self.phase.stream_scanner, self._decide, "", final=True) if channel else ""
+        return channel.push(self._scanner, self._decide, "", final=True) if channel else ""
 
     def patch(self, key: Key, whole: str) -> str:
         channel = self._channels.get(key)
@@ -99,23 +112,28 @@ class StreamGuard:
         out: list[bytes] = []
         for key in list(self._channels) if keys is None else keys:
             rest = self.flush(key)
-            if rest and key in self._last:
-                event, template = self._last[key]
-                out.append(self._format.flush_event(self, key, rest, event, template))
+            if rest:
+                channel = self._channels[key]
+                out.append(self._format.flush_event(self, key, rest, channel.event, channel.template))
         return out
 
     # ------------------------------------------------------------ events
 
     def feed(self, ev: Event) -> list[bytes]:
         """The bytes to send for this event (nothing once blocked)."""
-        if self.blocked:
-            return []
         try:
             obj: Any = orjson.loads(ev.data) if ev.data[:1] == b"{" else None
         except orjson.JSONDecodeError:
             obj = None
+        return self.feed_json(ev, obj if isinstance(obj, dict) else None)
+
+    def feed_json(self, ev: Event, obj: dict[str, Any] | None) -> list[bytes]:
+        """`feed` for an event already parsed: `obj` is its JSON object (None when it carries none),
+        which the guard may change (the relay's usage observer reads it first)."""
+        if self.blocked:
+            return []
         try:
-            out = self._format.handle(self, ev, obj if isinstance(obj, dict) else {})
+            out = self._format.handle(self, ev, obj if obj is not None else {})
         except GuardrailBlocked as err:
             return self._block(err)
         return [ev.raw] if out is None else out

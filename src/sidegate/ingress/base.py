@@ -26,18 +26,22 @@ class StreamObserver:
     """Per-request state while a stream is relayed: reads usage and counts generated text.
 
     `on_event` gets each SSE event's name and `data` payload as they pass; it returns True when
-    the event must not reach the caller (the usage chunk sidegate asked for on its own).
+    the event must not reach the caller (the usage chunk sidegate asked for on its own). It leaves
+    the event's JSON object in `parsed` (None when the event carries none), so that the output
+    guardrails, which read the same event next, need not parse it again.
     """
 
-    __slots__ = ("finish_reason", "strip_usage", "text_chars", "usage")
+    __slots__ = ("finish_reason", "parsed", "strip_usage", "text_chars", "usage")
 
     def __init__(self, strip_usage: bool = False) -> None:
         self.usage: TokenUsage | None = None
         self.text_chars = 0
         self.strip_usage = strip_usage
         self.finish_reason: str | None = None
+        self.parsed: dict[str, Any] | None = None
 
     def on_event(self, event: str | None, data: bytes) -> bool:
+        self.parsed = None
         if not data or data == b"[DONE]":
             return False
         try:
@@ -45,6 +49,7 @@ class StreamObserver:
         except orjson.JSONDecodeError:
             return False
         if isinstance(obj, dict):
+            self.parsed = obj
             return self.on_json(event, obj)
         return False
 

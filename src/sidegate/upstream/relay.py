@@ -121,10 +121,11 @@ class _Outbound:
         guard = self.guard
         return [out for ev in self.resplit.feed(b"".join(blocks)) for out in guard.feed(ev)]
 
-    def event(self, ev: Event) -> list[bytes]:
+    def event(self, ev: Event, obj: dict[str, Any] | None) -> list[bytes]:
+        """`obj`: the event's JSON object as the usage observer parsed it (`StreamObserver.parsed`)."""
         if self.translator is not None:
             return self._guarded(self.translator.feed(ev.event, ev.data))
-        return self.guard.feed(ev) if self.guard is not None else [ev.raw]
+        return self.guard.feed_json(ev, obj) if self.guard is not None else [ev.raw]
 
     def finish(self) -> list[bytes]:
         """The caller's closing events after a clean end of the destination's stream."""
@@ -192,9 +193,9 @@ async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse
                 while events and ctx.first_byte_at is None:
                     ev = events.pop(0)
                     if not observer.on_event(ev.event, ev.data):
-                        await send(outbound.event(ev))
+                        await send(outbound.event(ev, observer.parsed))
             await send([out for ev in events if not observer.on_event(ev.event, ev.data)
-                        for out in outbound.event(ev)])
+                        for out in outbound.event(ev, observer.parsed)])
         if outbound.blocked:
             ctx.error_code = "output_guardrail_triggered"
             ctx.usage_complete = False  # reading stopped at the block: the usage seen so far is partial
@@ -203,7 +204,7 @@ async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse
             if rest.strip():
                 event, data = parse_block(rest)
                 if not observer.on_event(event, data):
-                    await send(outbound.event(Event(rest, event, data)))
+                    await send(outbound.event(Event(rest, event, data), observer.parsed))
             await send(outbound.finish())
         await response.write_eof()
     except (ClientGone, ConnectionResetError):
