@@ -305,16 +305,21 @@ def _gemini(guard: StreamGuard, ev: Event, obj: dict[str, Any]) -> list[bytes] |
             continue
         index = candidate.get("index", n)
         content = candidate.get("content")
+        finish = candidate.get("finishReason")
         last_part: dict[Key, dict[str, Any]] = {}
         for part in (content.get("parts") or ()) if isinstance(content, dict) else ():
-            if isinstance(part, dict) and isinstance(part.get("text"), str) and part["text"]:
+            if not isinstance(part, dict):
+                continue
+            text = part.get("text")
+            if isinstance(text, str) and text:
                 key = ("cand", index, bool(part.get("thought")))
-                released = guard.push(key, part["text"], ev.event, obj)
-                if released != part["text"]:
+                released = guard.push(key, text, ev.event, obj)
+                if released != text:
                     part["text"] = released
                     changed = True
-                last_part[key] = part
-        if candidate.get("finishReason"):
+                if finish:
+                    last_part[key] = part
+        if finish:
             for key in [k for k in guard._channels if k[1] == index]:
                 rest = guard.flush(key)
                 if rest and key in last_part:

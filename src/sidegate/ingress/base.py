@@ -31,10 +31,10 @@ class StreamObserver:
     guardrails, which read the same event next, need not parse it again.
     """
 
-    __slots__ = ("finish_reason", "parsed", "strip_usage", "text_chars", "usage")
+    __slots__ = ("_usage", "finish_reason", "parsed", "strip_usage", "text_chars")
 
     def __init__(self, strip_usage: bool = False) -> None:
-        self.usage: TokenUsage | None = None
+        self._usage: TokenUsage | None = None
         self.text_chars = 0
         self.strip_usage = strip_usage
         self.finish_reason: str | None = None
@@ -55,6 +55,15 @@ class StreamObserver:
 
     def on_json(self, event: str | None, obj: dict[str, Any]) -> bool:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    @property
+    def usage(self) -> TokenUsage | None:
+        """The token usage read so far (formats that repeat it in every event read it only when asked)."""
+        return self._usage
+
+    @usage.setter
+    def usage(self, value: TokenUsage | None) -> None:
+        self._usage = value
 
 
 class ApiFormat:

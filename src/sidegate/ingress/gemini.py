@@ -74,15 +74,28 @@ def _candidate_chars(obj: dict[str, Any]) -> tuple[int, str | None]:
 
 
 class GenerateObserver(StreamObserver):
-    __slots__ = ()
+    __slots__ = ("_meta",)
+
+    def __init__(self, strip_usage: bool = False) -> None:
+        super().__init__(strip_usage)
+        self._meta: dict[str, Any] | None = None
 
     def on_json(self, event: str | None, obj: dict[str, Any]) -> bool:
         chars, reason = _candidate_chars(obj)
         self.text_chars += chars
         self.finish_reason = reason or self.finish_reason
-        if "usageMetadata" in obj:
-            self.usage = gemini_usage(obj["usageMetadata"]) or self.usage
+        meta = obj.get("usageMetadata")
+        if isinstance(meta, dict):
+            self._meta = meta  # every chunk repeats it: the last one is read when the usage is asked for
         return False
+
+    @property
+    def usage(self) -> TokenUsage | None:
+        return gemini_usage(self._meta) if self._meta is not None else self._usage
+
+    @usage.setter
+    def usage(self, value: TokenUsage | None) -> None:
+        self._usage = value
 
 
 class Generate(ApiFormat):
