@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Sized
 from dataclasses import dataclass
 
 from opentelemetry.sdk.resources import Resource
@@ -112,6 +112,7 @@ class CountingBatchProcessor(BatchSpanProcessor):
                          max_export_batch_size=batch)
         self.counting = exporter
         self.queue_limit = int(getattr(self._batch_processor, "_max_queue_size", 2048))
+        self._queue: Sized = getattr(self._batch_processor, "_queue", ())
         self.ended = 0
         self.overflowed = 0
 
@@ -119,7 +120,10 @@ class CountingBatchProcessor(BatchSpanProcessor):
         if span.context is None or not span.context.trace_flags.sampled:
             return
         self.ended += 1
-        if self.ended - self.counting.handed > self.queue_limit:
+        # The SDK's own test: a full queue drops its oldest span for this one. Spans leave the queue
+        # only (a batch the worker takes), never enter it but here, so a full queue stays full until
+        # the append below unless the worker takes a batch in between.
+        if len(self._queue) >= self.queue_limit:
             self.overflowed += 1
         super().on_end(span)
 
