@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from sidegate.governance.detectors import Scanner, detectors_of
-from sidegate.governance.regex_prefix import any_of, prefix
+from sidegate.governance.detectors import Scanner, detectors_of, lower
+from sidegate.governance.regex_prefix import any_of, caseless, prefix
 from sidegate.policy.model import DetectorSet
 
 ALL = DetectorSet(secrets=True, pii=["email", "phone", "credit_card", "us_ssn", "iban", "ip_address"],
@@ -82,15 +82,33 @@ def test_any_of_finds_the_first_start_of_any() -> None:
                                     DetectorSet(keywords=["internal only", "ünïcödé"])])
 def test_stream_scanner_never_skips_a_finding(detect: DetectorSet) -> None:
     scanner = Scanner([(0, detectors_of(detect))], stream=True)
-    skipped = 0
+    skipped = quiet = 0
     for text in texts(100):
         for pos in range(0, len(text), 5):
             found = scanner.scan(text, pos)
+            anchor = scanner.anchor.search(text, pos) if scanner.anchor is not None else None
             for end in range(pos + 1, min(len(text), pos + 60) + 1, 3):
                 if not scanner.could_start(text, pos, end):
                     skipped += 1
                     assert not [f for f in found if f.start < end], (text, pos, end)
-    assert skipped > 1000  # and the check does skip
+                if scanner.quiet(text, pos, end):  # no anchor before end either
+                    quiet += 1
+                    assert anchor is None or anchor.start() >= end, (text, pos, end)
+                    assert not [f for f in found if f.start < end], (text, pos, end)
+    assert skipped > 1000 and quiet > 100  # and the checks do skip
+
+
+@pytest.mark.parametrize("source", ["aws_?secret", "pass(?:word|wd)", r"key(?<![\w][\s\S]{3})(?!\w)", "\u00e9t\u00e9",
+                                    r"k[a-z]{2}\b"])
+def test_caseless_matches_where_the_prefix_matches_the_lowered_text(source: str) -> None:
+    pattern, anycase = re.compile(source), re.compile(caseless(source))
+    rng = random.Random(9)
+    alphabet = "awsAWS_secretSECRETpassPASSwordWORDkeyKEY\u212a\u00e9\u00c9t\u0130 \u017f"
+    for _ in range(5000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        low = lower(text)
+        for at in match_starts(pattern, low):
+            assert anycase.match(text, at) is not None, (source, text, at)
 
 
 def test_policy_regexes_that_may_start_anywhere_are_always_scanned() -> None:

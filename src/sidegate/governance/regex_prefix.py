@@ -81,30 +81,34 @@ def _one(op: Any, av: Any) -> str | None:
     return None
 
 
-def _whole(items: Any) -> str:
-    """The exact source of a sequence of items (lookaround bodies, short repeats)."""
+def _whole(items: Any, checks: bool = True) -> str:
+    """The exact source of a sequence of items (lookaround bodies, short repeats); without its
+    zero-width checks (lookarounds, ^, \\b, …) when `checks` is False."""
     out = []
     for op, av in items:
         one = _one(op, av)
         if one is not None:
             out.append(one)
-        elif op is sre.AT and av in _AT:
-            out.append(_AT[av])
-        elif op in (sre.ASSERT, sre.ASSERT_NOT):
-            out.append(_lookaround(op, av))
+        elif op in (sre.AT, sre.ASSERT, sre.ASSERT_NOT):
+            if checks:
+                out.append(_lookaround(op, av))
         elif op is sre.SUBPATTERN:
-            out.append(f"({_flags(av[1], av[2])}{_whole(av[3].data)})")
+            out.append(f"({_flags(av[1], av[2])}{_whole(av[3].data, checks)})")
         elif op is sre.BRANCH:
-            out.append("(?:" + "|".join(_whole(b.data) for b in av[1]) + ")")
+            out.append("(?:" + "|".join(_whole(b.data, checks) for b in av[1]) + ")")
         elif op in _REPEATS:
             lo, hi, item = av
-            out.append(f"(?:{_whole(item.data)}){{{lo},{'' if hi is sre.MAXREPEAT else hi}}}{_REPEATS[op]}")
+            out.append(f"(?:{_whole(item.data, checks)}){{{lo},{'' if hi is sre.MAXREPEAT else hi}}}{_REPEATS[op]}")
         else:
             raise _Unsupported
     return "".join(out)
 
 
 def _lookaround(op: Any, av: Any) -> str:
+    if op is sre.AT:
+        if av not in _AT:
+            raise _Unsupported
+        return _AT[av]
     direction, body = av
     kind = ("=" if op is sre.ASSERT else "!") if direction == 1 else ("<=" if op is sre.ASSERT else "<!")
     return f"(?{kind}{_whole(body.data)})"
@@ -123,9 +127,7 @@ def _prefix(items: Any, width: int) -> tuple[str, int, bool]:
             if one is not None:
                 out.append(one)
                 need += 1
-            elif op is sre.AT and av in _AT:
-                out.append(_AT[av])
-            elif op in (sre.ASSERT, sre.ASSERT_NOT):
+            elif op in (sre.AT, sre.ASSERT, sre.ASSERT_NOT):
                 out.append(_lookaround(op, av))
             elif op is sre.SUBPATTERN:
                 src, used, complete = _prefix(av[3].data, width - need)
@@ -180,22 +182,49 @@ def _head(src: str) -> tuple[str, str] | None:
         return None
 
 
-def _chars(first: str) -> list[str] | None:
-    """The characters a first-character source stands for, when they are few (a literal, a small class)."""
-    items = sre_parse.parse(first).data[0]
-    if items[0] is sre.LITERAL:
-        return [_char(items[1])]
-    if items[0] is not sre.IN:
+def _codes(op: Any, av: Any) -> list[int] | None:
+    """The characters (code points) a single-character item stands for, when they are few."""
+    if op is sre.LITERAL:
+        return [av]
+    if op is not sre.IN:
         return None
-    chars: list[str] = []
-    for op, av in items[1]:
-        if op is sre.LITERAL:
-            chars.append(_char(av))
-        elif op is sre.RANGE and av[1] - av[0] < _FEW_CHARS:
-            chars += [_char(c) for c in range(av[0], av[1] + 1)]
+    codes: list[int] = []
+    for kind, value in av:
+        if kind is sre.LITERAL:
+            codes.append(value)
+        elif kind is sre.RANGE and value[1] - value[0] < _FEW_CHARS:
+            codes += range(value[0], value[1] + 1)
         else:
             return None
-    return chars if len(chars) <= _FEW_CHARS else None
+    return codes if len(codes) <= _FEW_CHARS else None
+
+
+def _chars(first: str) -> list[str] | None:
+    codes = _codes(*sre_parse.parse(first).data[0])
+    return None if codes is None else [_char(c) for c in codes]
+
+
+def caseless(src: str) -> str:
+    """For a prefix matched against lower-cased text (`detectors.lower`): a regex that matches the
+    original text wherever the prefix matches it lower-cased ("" when unknown). Its zero-width checks
+    are dropped and it ignores case, so it can only find more; its first character is spelled in
+    both cases (and the Kelvin sign, the one other character that lower-cases to an ASCII letter),
+    so that `any_of` can still group it by that character."""
+    data = [item for item in sre_parse.parse(src).data if item[0] not in (sre.AT, sre.ASSERT, sre.ASSERT_NOT)]
+    if not data:
+        return ""
+    try:
+        codes = _codes(*data[0])
+        rest = _whole(data[1:], checks=False)
+        if codes is None or any(c > 0x7F for c in codes):
+            return f"(?i:{_whole(data, checks=False)})"
+    except _Unsupported:
+        return ""
+    cases = {x for c in codes for x in (chr(c), chr(c).upper(), chr(c).lower())}
+    if "k" in cases:
+        cases.add("\u212a")
+    first = "[" + "".join(_char(ord(x)) for x in sorted(cases)) + "]"
+    return first + f"(?i:{rest})" if rest else first
 
 
 def _alternatives(patterns: list[str]) -> list[str]:

@@ -45,11 +45,12 @@ def _follow_pattern(source: str) -> re.Pattern[str]:
 
 
 class TextChannel:
-    __slots__ = ("context", "follow", "offset", "pending", "replacements", "run")
+    __slots__ = ("anchored", "context", "follow", "offset", "pending", "replacements", "run")
 
     def __init__(self) -> None:
         self.pending = ""  # received, not yet released (original text)
         self.run = 0  # where the last word of pending starts (no whitespace from there on)
+        self.anchored = False  # pending starts at an anchor: held while it is within the spaced window
         self.context = ""  # the end of the released original text
         self.offset = 0  # position of pending[0] in the channel's whole original text
         self.replacements: list[tuple[int, int, str]] = []  # masked spans of the original text
@@ -62,31 +63,46 @@ class TextChannel:
             buf = self._follow(buf, final)
             if self.follow is not None:
                 return ""
-            delta, self.run = buf, 0  # all of it is new to the word search
+            delta, self.run, self.anchored = buf, 0, False  # all of it is new to the word search
         if not buf:
             return ""
         # Only the delta is searched for whitespace: the last word of what was held is known.
         space = _LAST_SPACE.match(delta)
         run = len(buf) - len(delta) + space.end() if space is not None else self.run
+        if not final and ((not run and len(buf) <= scanner.token_window)
+                          or (self.anchored and len(buf) <= scanner.spaced_window)):
+            # one word still being written, or text held from an anchor still within reach of its
+            # longest match: nothing can be released, nothing needs a look yet
+            self.pending = buf
+            self.run = run
+            return ""
+        self.anchored = False
         ctx = self.context
         text = ctx + buf
         base = len(ctx)
-        cut = len(text) if final else hold_from(scanner, text, base, base + run)
-        if cut == base:  # nothing can be released: nothing needs scanning yet
+        n = len(text)
+        cut = n if final else hold_from(scanner, n, base + run)
+        if cut > base and scanner.quiet(text, base, cut):  # no anchor, nothing that can match: release
+            return self._take(text, base, cut, run)
+        if not final and cut > base and scanner.anchor is not None:
+            anchor = scanner.anchor.search(text, max(base, n - scanner.spaced_window))
+            if anchor is not None and anchor.start() < cut:
+                cut = anchor.start()
+                self.anchored = True
+        if cut <= base:  # nothing can be released: nothing needs scanning yet
             self.pending = buf
             self.run = run
             return ""
         if not scanner.could_start(text, base, cut):  # no detector can match in what is released
-            self.pending = text[cut:]
-            self.run = max(0, base + run - cut)
-            self._release(text, base, cut)
-            return text[base:cut]
+            return self._take(text, base, cut, run)
         out: list[str] = []
         at = base
         for f in scanner.scan(text, base):
             if f.start >= cut:
                 break
-            cut = max(cut, f.end)
+            if f.end > cut:
+                cut = f.end
+                self.anchored = False
             if not decide(f):
                 continue
             out.append(text[at:f.start])
@@ -96,6 +112,7 @@ class TextChannel:
             if f.alt.follow is not None:
                 self.follow = _follow_pattern(f.alt.follow)
                 self.pending = text[f.end:]
+                self.anchored = False
                 self._release(text, base, f.end)
                 return "".join(out) + self.push(scanner, decide, "", final)
         out.append(text[at:cut])
@@ -103,6 +120,13 @@ class TextChannel:
         self.run = max(0, base + run - cut)
         self._release(text, base, cut)
         return "".join(out)
+
+    def _take(self, text: str, base: int, cut: int, run: int) -> str:
+        """Release text[base:cut] as it is (base + run: where its last word starts)."""
+        self.pending = text[cut:]
+        self.run = max(0, base + run - cut)
+        self._release(text, base, cut)
+        return text[base:cut]
 
     def _release(self, text: str, base: int, cut: int) -> None:
         self.offset += cut - base
@@ -151,15 +175,10 @@ class TextChannel:
         return "".join(parts)
 
 
-def hold_from(scanner: Scanner, text: str, base: int, run_start: int) -> int:
-    """Where to cut text (released up to base; its last word starts at run_start): everything before
-    the cut can be decided now, whatever follows."""
-    n = len(text)
+def hold_from(scanner: Scanner, n: int, run_start: int) -> int:
+    """Where to cut a text of n characters whose last word starts at run_start, before anchors:
+    everything before the cut can be decided now, whatever follows (but for an anchor before it)."""
     cut = max(run_start, n - scanner.token_window)
     if scanner.unanchored_window:
         cut = min(cut, n - scanner.unanchored_window - LOOKAHEAD)
-    if cut > base and scanner.anchor is not None:
-        anchor = scanner.anchor.search(text, max(base, n - scanner.spaced_window))
-        if anchor is not None:
-            cut = min(cut, anchor.start())
-    return max(base, cut)
+    return cut
