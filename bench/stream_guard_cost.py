@@ -8,8 +8,9 @@ it) is rendered as a Chat Completions, Responses, Anthropic Messages and Gemini 
 events, and passed event by event through what `upstream.relay` does for it: the usage observer,
 then the stream guard of the benchmark policy (the `secrets` guardrail blocking, the `pii` one
 masking). Printed per format: µs per event for the observer alone, and for observer and guard
-together; then, along a long stream, µs per event over its first and its last 2,000 events (the
-cost per chunk must not grow with the stream). The digest of the bytes sent (timestamps fixed)
+together; how many characters the guard holds back after each chunk (what a caller waits for);
+then, along a long stream, µs per event over its first and its last 2,000 events (the cost per
+chunk must not grow with the stream). The digest of the bytes sent (timestamps fixed)
 tells two versions of sidegate apart when their output differs. Not a test: numbers, no assertions.
 """
 
@@ -91,6 +92,19 @@ def relay_events(api: str, events: list[Event], guarded: bool, guardrails: Guard
     return clock() - began, each, out
 
 
+def held_back(api: str, events: list[Event], guardrails: Guardrails) -> list[int]:
+    """Characters the guard holds back after each event (text it cannot release yet)."""
+    active = guardrails.for_request(PrincipalInfo("bench@example.com", "user", frozenset()), "m", {})
+    assert active is not None
+    guard = active.stream(api, "req-bench")
+    assert guard is not None
+    held = []
+    for ev in events:
+        guard.feed(ev)
+        held.append(sum(len(c.pending) for c in guard._channels.values()))
+    return held
+
+
 def best(api: str, events: list[Event], guarded: bool, guardrails: Guardrails, rounds: int) -> tuple[float, bytes]:
     runs = [relay_events(api, events, guarded, guardrails) for _ in range(rounds)]
     return min(r[0] for r in runs) / len(events) * 1e6, b"".join(runs[0][2])
@@ -114,6 +128,9 @@ def main() -> None:
         both, sent = best(api, events, True, guardrails, args.rounds)
         digest = hashlib.sha256(sent).hexdigest()[:12]
         print(f"{api:28s} {len(events):6d} {plain:7.2f}µs {both:7.2f}µs {both - plain:6.2f}µs  {digest}")
+    held = sorted(held_back(apis.OPENAI_CHAT, events_of(apis.OPENAI_CHAT, chunks), guardrails))
+    print(f"\nheld back after each chunk (characters): mean {statistics.fmean(held):.1f}, "
+          f"p50 {held[len(held) // 2]}, p99 {held[len(held) * 99 // 100]}, max {held[-1]}")
     print(f"\nalong a stream of {args.long} chunks, observer + guard, µs per event (median of 2,000-event slices):")
     long_chunks = answer_chunks(args.long)
     for api in RENDER:

@@ -208,6 +208,53 @@ def test_any_chunking_streams_the_same_text_a_whole_scan_gives(seed: int) -> Non
     assert sum(r["count"] for r in a.results) == len(whole.plan.output.scanner.scan(text))
 
 
+@pytest.mark.parametrize("text", [
+    'Mail a@bpassword = "hunter2hunter2X9" now.',  # a label inside an e-mail address
+    "Set api_key: 'Zx9Qw8Er7Ty6Ui5'key=value now.",  # the secret after the cut, a word glued to it
+    "Call +1 415 555 0100 or 4111 1111 1111 1111, ok.",
+])
+def test_overlapping_matches_are_found_however_the_text_is_cut(text: str) -> None:
+    whole = active(PII_MASK, SECRETS_MASK)
+    assert whole.plan.output is not None
+    expected = mask_text(text, whole.plan.output.scanner.scan(text))
+    assert expected != text
+    cuts = [[text[:i], text[i:]] for i in range(1, len(text))]
+    for seed in range(40):
+        rng = random.Random(seed)
+        chunks, at = [], 0
+        while at < len(text):
+            step = rng.choice([1, 2, 3, 4, 5, 8])
+            chunks.append(text[at:at + step])
+            at += step
+        cuts.append(chunks)
+    for chunks in cuts:
+        guard = active(PII_MASK, SECRETS_MASK).stream(apis.OPENAI_CHAT)
+        assert guard is not None
+        assert streamed_text(apis.OPENAI_CHAT, run(guard, chat_events(completion(chunks)))) == expected, chunks
+
+
+def test_a_secret_before_a_number_still_being_written_is_masked() -> None:
+    # one long chunk: the key, then a phone number cut short (the stream used to release the key
+    # unmasked while it held the number back)
+    chunks = ['Set "private_key_id": "0123456789abcdef0123456789abcdef01234567" and more words to pass the '
+              'window by far, call 41', "5-555-01"]
+    a = active(PII_MASK, SECRETS_MASK)
+    guard = a.stream(apis.OPENAI_CHAT)
+    assert guard is not None
+    assert streamed_text(apis.OPENAI_CHAT, run(guard, chat_events(completion(chunks)))) == \
+        'Set "private_key_id": "<SECRET>" and more words to pass the window by far, call 415-555-01'
+
+
+def test_numbers_that_nothing_can_continue_are_not_held() -> None:
+    guard = active(PII_MASK, SECRETS_MASK).stream(apis.ANTHROPIC_MESSAGES)
+    assert guard is not None
+    splitter = SSESplitter()
+    for raw in anthropic_events(completion(["Step", " 1", " of", " 3", " is", " done"]))[:8]:
+        for ev in splitter.feed(raw):
+            guard.feed(ev)
+    assert [c.pending for c in guard._channels.values()] == ["is"]  # "Step 1 of 3 " went out
+
+
 def test_holdback_stays_bounded_over_a_long_stream() -> None:
     guard = active(PII_MASK, SECRETS_MASK).stream(apis.OPENAI_CHAT)
     assert guard is not None

@@ -29,8 +29,8 @@ import re
 import re._parser as sre_parse
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
 
+from sidegate.governance import stream_starts
 from sidegate.governance.detector_patterns import (
     KEYWORD_TOKEN,
     PII,
@@ -40,7 +40,8 @@ from sidegate.governance.detector_patterns import (
     Detector,
     Validator,
 )
-from sidegate.governance.regex_prefix import any_of, caseless, prefix
+from sidegate.governance.regex_prefix import any_of
+from sidegate.governance.stream_starts import lower
 from sidegate.policy.model import DetectorSet, PiiKind
 
 PII_KINDS: tuple[PiiKind, ...] = ("email", "phone", "credit_card", "us_ssn", "iban", "ip_address")
@@ -57,7 +58,6 @@ _NAMED = re.compile(r"\(\?P([<=])([A-Za-z_][A-Za-z0-9_]*)")
 _LEADING_FLAGS = re.compile(r"^\(\?([aiLmsux]+)\)")
 _SEPARATE = re.compile(r"\\[1-9]|\(\?P[=<]|\(\?\(")  # back-references and named groups
 _ANCHORED = re.compile(r"\^|\$|\\[AZbB]")
-_ASCII_LOWER = {c: c + 32 for c in range(65, 91)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,18 +81,11 @@ class Finding:
     start: int
     end: int
     alt: Alternative
+    begin: int  # where the detector's match begins (before start when the finding is a part of it)
 
 
 def max_width(pattern: str, cap: int) -> int:
     return min(int(sre_parse.parse(pattern).getwidth()[1]), cap)
-
-
-def lower(text: str) -> str:
-    """Lower case without changing any character's position."""
-    if text.isascii():
-        return text.lower()
-    low = text.lower()
-    return low if len(low) == len(text) else text.translate(_ASCII_LOWER)
 
 
 def _scoped(pattern: str) -> str:
@@ -145,8 +138,8 @@ class _Pass:
 class Scanner:
     """The detectors of (owner, detectors) pairs, compiled for whole texts or (`stream`) for streams."""
 
-    __slots__ = ("_clean", "_lowered", "_pivoted", "_plain", "_starts", "alternatives", "anchor", "joinable",
-                 "passes", "spaced_window", "token_window", "unanchored_window")
+    __slots__ = ("_clean", "_lowered", "_pivoted", "_plain", "alternatives", "anchor", "joinable", "passes",
+                 "spaced_window", "starts", "token_window", "unanchored_window")
 
     def __init__(self, owned: Sequence[tuple[int, Sequence[Detector]]], *, stream: bool = False) -> None:
         owners: dict[Detector, list[int]] = {}
@@ -174,34 +167,23 @@ class Scanner:
         self.token_window = max((a.width for a in alts if not a.spaced), default=0) + LOOKAHEAD
         self.spaced_window = max((a.width for a in alts if a.spaced), default=0) + LOOKAHEAD
         self.unanchored_window = max((a.width for a in alts if a.spaced and a.anchor is None), default=0)
-        anchors = list(dict.fromkeys(a.anchor for a in alts if a.spaced and a.anchor is not None))
-        self.anchor = any_of(anchors) if anchors else None
+        held = stream_starts.anchors(list(owners)) if stream else []  # (only streams hold text back)
+        self.anchor = any_of(held) if held else None
         self.joinable = not any(_ANCHORED.search(d.rest) for d in owners if d.category == "regex")
         self._clean: dict[int, None] = {}
-        self._starts = _starts(self) if stream else None
-
-    def quiet(self, text: str, pos: int, end: int) -> bool:
-        """True when text[pos:] holds no anchor and nothing a pass could start from before end: one
-        search that spares streams (`stream_text`) both the anchor search and `could_start`."""
-        starts = self._starts
-        if starts is None or starts.quick is None:
-            return False
-        m = starts.quick.search(text, pos)
-        return m is None or m.start() - starts.back >= end
+        self.starts = stream_starts.Starts.build(
+            [p.pattern.pattern for p in self._plain], [p.pattern.pattern for p in self._lowered],
+            [p.pivot.pattern for p in self._pivoted if p.pivot is not None],
+            max((p.back_max for p in self._pivoted), default=0), held) if stream else None
 
     def could_start(self, text: str, pos: int, end: int) -> bool:
         """False when no pass can find anything starting in text[pos:end] (streams: the text about to be
         released needs no scan); True when one might, or for scanners not made for streams."""
-        starts = self._starts
-        if starts is None:
-            return True
-        plain, lowered, pivots, back, _ = starts
-        if plain is not None and (m := plain.search(text, pos)) is not None and m.start() < end:
-            return True
-        if lowered is not None and (m := lowered.search(lower(text), pos)) is not None and m.start() < end:
-            return True
-        # a pivot pass's match starts up to `back` characters before its pivot
-        return pivots is not None and (m := pivots.search(text, pos)) is not None and m.start() - back < end
+        return self.starts is None or self.starts.could_start(text, pos, end)
+
+    def quiet(self, text: str, pos: int, end: int) -> bool:
+        """True when text[pos:] holds no anchor, and nothing a pass could start from before end."""
+        return self.starts is not None and self.starts.quiet(text, pos, end)
 
     def scan(self, text: str, pos: int = 0) -> list[Finding]:
         """Findings in text[pos:], in order and not overlapping (text before pos is context only)."""
@@ -244,38 +226,14 @@ class Scanner:
             for f in self.scan(_JOIN.join(texts[i] for i in todo)):
                 k = bisect.bisect_right(starts, f.start) - 1
                 base, text = starts[k], texts[todo[k]]
-                results[todo[k]].append(Finding(f.start - base, min(f.end - base, len(text)), f.alt))
+                results[todo[k]].append(Finding(f.start - base, min(f.end - base, len(text)), f.alt,
+                                                max(0, f.begin - base)))
         if len(clean) > _CLEAN_CACHE_SIZE:
             clean.clear()
         for i in todo:
             if not results[i] and len(texts[i]) >= _CLEAN_CACHE_MIN:
                 clean[hash(texts[i])] = None
         return results
-
-
-class _Starts(NamedTuple):
-    """What the matches of a stream scanner's passes start with (`regex_prefix`)."""
-
-    plain: re.Pattern[str] | None  # the plain passes' prefixes, searched in the text
-    lowered: re.Pattern[str] | None  # the lowered passes' prefixes, searched in the text lower-cased
-    pivots: re.Pattern[str] | None  # the pivots of the pivot passes
-    back: int  # how far before its pivot a pivot pass's match may start
-    quick: re.Pattern[str] | None  # all of these and the anchors, in one search of the text
-
-
-def _starts(scanner: Scanner) -> _Starts | None:
-    """None when the start of one pass is unknown (a policy regex that may start anywhere): streams
-    then scan every time."""
-    plain = [prefix(p.pattern.pattern) for p in scanner._plain]
-    lowered = [prefix(p.pattern.pattern) for p in scanner._lowered]
-    pivots = [p.pivot.pattern for p in scanner._pivoted if p.pivot is not None]
-    if not all(plain) or not all(lowered):
-        return None
-    anchors = [a.anchor for a in scanner.alternatives if a.spaced and a.anchor is not None]
-    quick = [*plain, *map(caseless, lowered), *pivots, *anchors]
-    return _Starts(any_of(plain) if plain else None, any_of(lowered) if lowered else None,
-                   any_of(pivots) if pivots else None, max((p.back_max for p in scanner._pivoted), default=0),
-                   any_of(quick) if quick else None)
 
 
 def _alternative(d: Detector, owners: tuple[int, ...], stream: bool, value_group: int, rank: int) -> Alternative:
@@ -336,7 +294,7 @@ def _search(p: _Pass, first: re.Match[str], haystack: str, text: str, pos: int) 
         if span is None:
             m = search(haystack, m.start() + 1)
             continue
-        found.append(Finding(span[0], span[1], alt))
+        found.append(Finding(span[0], span[1], alt, m.start()))
         m = search(haystack, span[1] if alt.value_group == 0 else m.end())
     return found
 
@@ -347,9 +305,10 @@ def _pivot_search(p: _Pass, first_hit: re.Match[str], text: str, pos: int) -> li
     alt = next(iter(p.alternatives.values()))
     back, first, match = p.back, p.first, p.pattern.match
     hit: re.Match[str] | None = first_hit
+    done = pos  # where the last finding ended: the next match starts after it
     while hit is not None:
         at = hit.start()
-        start, floor = at, max(pos, at - p.back_max)
+        start, floor = at, max(done, at - p.back_max)
         while start > floor and text[start - 1] in back:
             start -= 1
         if first is not None:
@@ -357,10 +316,11 @@ def _pivot_search(p: _Pass, first_hit: re.Match[str], text: str, pos: int) -> li
                 start += 1
         m = match(text, start)
         span = _accept(alt, m, text) if m is not None and m.end() > at else None
-        if span is None:
+        if span is None or m is None:
             hit = p.pivot.search(text, at + 1)
             continue
-        found.append(Finding(span[0], span[1], alt))
+        found.append(Finding(span[0], span[1], alt, m.start()))
+        done = span[1]
         hit = p.pivot.search(text, max(span[1], at + 1))
     return found
 

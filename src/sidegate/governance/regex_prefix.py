@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import re._constants as sre
 import re._parser as sre_parse
+from functools import lru_cache
 from typing import Any
 
 from sidegate.governance.regex_source import (
@@ -34,6 +35,7 @@ from sidegate.governance.regex_source import (
 )
 
 _SHORT_REPEAT = 8  # a repeat of one character up to this many times is kept whole
+_LONG_REST = 200  # characters of pattern after a first character class spelled out character by character
 
 
 def _prefix(items: Any, width: int) -> tuple[str, int, bool]:
@@ -82,6 +84,7 @@ def _prefix(items: Any, width: int) -> tuple[str, int, bool]:
     return "".join(out), need, True
 
 
+@lru_cache(maxsize=4096)
 def prefix(pattern: str, width: int = 4) -> str:
     """A regex every match of `pattern` starts with (at the same position), requiring up to `width`
     characters; "" when nothing is known of how its matches start."""
@@ -92,6 +95,7 @@ def prefix(pattern: str, width: int = 4) -> str:
     return src
 
 
+@lru_cache(maxsize=4096)
 def _head(src: str) -> tuple[str, str] | None:
     """A prefix split into its first character (a class, a literal, `.`) and the rest, or None when
     it does not start with a single character."""
@@ -118,8 +122,9 @@ def both_cases(found: list[int]) -> str:
     return "[" + "".join(char(ord(x)) for x in sorted(cases)) + "]"
 
 
+@lru_cache(maxsize=4096)
 def caseless(src: str) -> str:
-    """For a prefix matched against lower-cased text (`detectors.lower`): a regex that matches the
+    """For a prefix matched against lower-cased text (`stream_starts.lower`): a regex that matches the
     original text wherever the prefix matches it lower-cased ("" when unknown). Its zero-width checks
     are dropped and it ignores case, so it can only find more; its first character is spelled in
     both cases (and the Kelvin sign, the one other character that lower-cases to an ASCII letter),
@@ -138,16 +143,15 @@ def caseless(src: str) -> str:
     return first + f"(?i:{rest})" if rest else first
 
 
-def _alternatives(patterns: list[str]) -> list[str]:
-    """The patterns, those that are an alternation at the top split into their branches."""
-    out: list[str] = []
-    for p in patterns:
-        data = sre_parse.parse(p).data
-        try:
-            out += [source(b.data) for b in data[0][1][1]] if len(data) == 1 and data[0][0] is sre.BRANCH else [p]
-        except Unsupported:
-            out.append(p)
-    return out
+@lru_cache(maxsize=4096)
+def _branches(pattern: str) -> tuple[str, ...]:
+    """The pattern, split into its branches when it is an alternation at the top."""
+    data = sre_parse.parse(pattern).data
+    try:
+        return tuple(source(b.data) for b in data[0][1][1]) if len(data) == 1 and data[0][0] is sre.BRANCH \
+            else (pattern,)
+    except Unsupported:
+        return (pattern,)
 
 
 def any_of(prefixes: list[str]) -> re.Pattern[str] | None:
@@ -155,15 +159,20 @@ def any_of(prefixes: list[str]) -> re.Pattern[str] | None:
     matches everywhere). Prefixes are grouped by their first character, each group one branch that
     starts with it, so the search jumps from one such character to the next in C and tries at each
     only the branch of that character."""
+    return _joined(tuple(prefixes))
+
+
+@lru_cache(maxsize=256)
+def _joined(prefixes: tuple[str, ...]) -> re.Pattern[str] | None:
     if not prefixes or any(not p for p in prefixes):
         return None
     by_first: dict[str, list[str]] = {}
     others: list[str] = []
-    for p in dict.fromkeys(_alternatives(prefixes)):
+    for p in dict.fromkeys(b for whole in prefixes for b in _branches(whole)):
         split = _head(p)
         chars = _chars(split[0]) if split is not None else None
-        if split is None or chars is None:
-            others.append(f"(?:{p})")
+        if split is None or chars is None or (len(chars) > 2 and len(split[1]) > _LONG_REST):
+            others.append(f"(?:{p})")  # (a long rest is not copied for each character of a class)
             continue
         for c in chars:
             by_first.setdefault(c, []).append(split[1])

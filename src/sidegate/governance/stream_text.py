@@ -50,7 +50,7 @@ class TextChannel:
     def __init__(self) -> None:
         self.pending = ""  # received, not yet released (original text)
         self.run = 0  # where the last word of pending starts (no whitespace from there on)
-        self.anchored = False  # pending starts at an anchor: held while it is within the spaced window
+        self.anchored = False  # pending starts where a match of a spaced detector may be in progress
         self.context = ""  # the end of the released original text
         self.offset = 0  # position of pending[0] in the channel's whole original text
         self.replacements: list[tuple[int, int, str]] = []  # masked spans of the original text
@@ -69,18 +69,19 @@ class TextChannel:
         # Only the delta is searched for whitespace: the last word of what was held is known.
         space = _LAST_SPACE.match(delta)
         run = len(buf) - len(delta) + space.end() if space is not None else self.run
-        if not final and ((not run and len(buf) <= scanner.token_window)
-                          or (self.anchored and len(buf) <= scanner.spaced_window)):
-            # one word still being written, or text held from an anchor still within reach of its
-            # longest match: nothing can be released, nothing needs a look yet
-            self.pending = buf
-            self.run = run
+        if not final and not run and len(buf) <= scanner.token_window:
+            self.pending = buf  # one word still being written: nothing to release or scan yet
             return ""
-        self.anchored = False
         ctx = self.context
         text = ctx + buf
         base = len(ctx)
         n = len(text)
+        if (not final and self.anchored and len(buf) <= scanner.spaced_window and scanner.anchor is not None
+                and scanner.anchor.match(text, base)):
+            self.pending = buf  # held from where a match may still be in progress: it still may
+            self.run = run
+            return ""
+        self.anchored = False
         cut = n if final else hold_from(scanner, n, base + run)
         if cut > base and scanner.quiet(text, base, cut):  # no anchor, nothing that can match: release
             return self._take(text, base, cut, run)
@@ -95,14 +96,24 @@ class TextChannel:
             return ""
         if not scanner.could_start(text, base, cut):  # no detector can match in what is released
             return self._take(text, base, cut, run)
+        found = scanner.scan(text, base)
+        # A match across the cut is held whole: a match still in progress after the cut may begin
+        # inside it (a label inside an e-mail address), and must then be found with it.
+        held = cut
+        while (back := min((f.begin for f in found if f.begin < held < f.end), default=held)) < held:
+            held = back
+        if held < cut:
+            cut = held
+            self.anchored = False
+            if cut <= base:
+                self.pending = buf
+                self.run = run
+                return ""
         out: list[str] = []
         at = base
-        for f in scanner.scan(text, base):
-            if f.start >= cut:
-                break
+        for f in found:
             if f.end > cut:
-                cut = f.end
-                self.anchored = False
+                break
             if not decide(f):
                 continue
             out.append(text[at:f.start])

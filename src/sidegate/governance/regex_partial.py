@@ -1,0 +1,162 @@
+"""Where a match of a regular expression may still be in progress at the end of a text.
+
+`in_progress(pattern)` gives patterns that match at a position when all the text from there to the
+end could be the start of a match, that is when more text could still make, extend or undo a match
+starting there: the text ran out inside the pattern, or a check at the end of a match (a lookahead)
+would read past it. Streams hold text back from such a position only (`stream_text`): after
+"call 415 555" they wait for the rest of a phone number, while "step 1 of 3" is released at once
+(no phone number, card number or SSN goes on "1 o").
+
+They are read off the parsed pattern. For a sequence X1 X2 … the text reaches its end within X1,
+or X1 matches whole and the text reaches its end within X2 …, or every item matched and the text
+ends there. Within a repeat it ends after some whole occurrences, within a group or an alternation
+within its content. Each result starts with one character of the pattern (leading checks are
+dropped, which only widens it), so that `regex_prefix.any_of` joins them into one fast search.
+Back-references stand for any text of the referenced group's length. Patterns matched against
+lower-cased text (labels, keywords) are made to match the original text in any case, without their
+negative checks: again wider, never narrower.
+"""
+
+from __future__ import annotations
+
+import re._constants as sre
+import re._parser as sre_parse
+from functools import lru_cache
+from typing import Any
+
+from sidegate.governance.regex_prefix import both_cases
+from sidegate.governance.regex_source import (
+    CHECKS,
+    GLOBAL_FLAGS,
+    REPEATS,
+    Unsupported,
+    check,
+    codes,
+    flags,
+    one,
+    repeat,
+    source,
+)
+
+_MAX_HEADS = 64  # alternatives spelled out at the start of a pattern before giving up
+
+
+class _Reader:
+    """Writes the in-progress patterns of one parsed pattern."""
+
+    def __init__(self, widths: list[Any], loose: bool) -> None:
+        self.widths = widths  # of each group, for back-references
+        self.loose = loose  # matched against lower-cased text: negative checks dropped
+
+    def full(self, items: Any) -> str:
+        """A sequence matched whole."""
+        out = []
+        for op, av in items:
+            single = one(op, av)
+            if single is not None:
+                out.append(single)
+            elif op in CHECKS:
+                if not self.loose:
+                    out.append(check(op, av))
+                elif op is sre.ASSERT:  # kept without the negative checks inside it
+                    out.append(f"(?{'=' if av[0] == 1 else '<='}{source(av[1].data, checks=False)})")
+                elif op is sre.AT:
+                    out.append(check(op, av))
+            elif op is sre.SUBPATTERN:
+                out.append(f"({flags(av[1], av[2])}{self.full(av[3].data)})")
+            elif op is sre.BRANCH:
+                out.append("(?:" + "|".join(self.full(b.data) for b in av[1]) + ")")
+            elif op in REPEATS:
+                out.append(repeat(op, av[0], av[1], self.full(av[2].data)))
+            elif op is sre.GROUPREF:
+                out.append(self._any_text(av, ""))
+            else:
+                raise Unsupported
+        return "".join(out)
+
+    def _any_text(self, group: int, end: str) -> str:
+        width = self.widths[group] if group < len(self.widths) else None
+        if width is None:
+            raise Unsupported
+        lo, hi = width
+        hi = "" if hi >= sre.MAXREPEAT else hi
+        return f"[\\s\\S]{{{lo},{hi}}}" if not end else f"[\\s\\S]{{0,{hi}}}{end}"
+
+    def reach(self, items: Any) -> str:
+        """The text from here to its end is the start of a match of the sequence."""
+        if not items:
+            return r"\Z"
+        (op, av), rest = items[0], items[1:]
+        return f"(?:{self._within(op, av)}|{self.full([(op, av)])}{self.reach(rest)})"
+
+    def _within(self, op: Any, av: Any) -> str:
+        """The text ends inside this item (after none, some or all of what it matches)."""
+        if one(op, av) is not None or op is sre.AT:
+            return r"\Z"
+        if op in (sre.ASSERT, sre.ASSERT_NOT):
+            if av[0] != 1:
+                return r"\Z"  # a lookbehind reads text that is there
+            _, hi = av[1].getwidth()  # a lookahead that would read past the end: not decided yet
+            return r"(?=[\s\S]*\Z)" if hi >= sre.MAXREPEAT else f"(?=[\\s\\S]{{0,{max(0, hi - 1)}}}\\Z)"
+        if op is sre.SUBPATTERN:
+            return f"({flags(av[1], av[2])}{self.reach(av[3].data)})"
+        if op is sre.BRANCH:
+            return "(?:" + "|".join(self.reach(b.data) for b in av[1]) + ")"
+        if op in REPEATS:
+            _, hi, body = av
+            if hi == 0:
+                return r"\Z"
+            before = "*" if hi >= sre.MAXREPEAT else f"{{0,{hi - 1}}}"
+            return f"(?:{self.full(body.data)}){before}{self.reach(body.data)}"
+        if op is sre.GROUPREF:
+            return self._any_text(av, r"\Z")
+        raise Unsupported
+
+    def heads(self, items: list[Any]) -> list[tuple[Any, str]]:
+        """The in-progress pattern of the sequence at positions before the end, as alternatives that
+        each start with one character: (that character's item, the source of the rest)."""
+        if not items:
+            raise Unsupported  # a pattern that matches nothing at all is in progress everywhere
+        (op, av), rest = items[0], items[1:]
+        if one(op, av) is not None:
+            return [((op, av), self.reach(rest))]
+        if op in CHECKS:
+            return self.heads(rest)
+        if op is sre.SUBPATTERN and not av[1] and not av[2]:
+            return self.heads([*av[3].data, *rest])
+        if op is sre.BRANCH:
+            return [h for b in av[1] for h in self.heads([*b.data, *rest])]
+        if op in REPEATS and av[1] != 0:
+            lo, hi, body = av
+            more = [] if hi == 1 else [(op, (max(0, lo - 1), hi if hi >= sre.MAXREPEAT else hi - 1, body))]
+            found = self.heads([*body.data, *more, *rest])
+            return found if lo >= 1 else found + self.heads(rest)
+        raise Unsupported
+
+
+@lru_cache(maxsize=1024)
+def in_progress(pattern: str, lowered: bool = False) -> tuple[str, ...] | None:
+    """Patterns matching where a match of `pattern` may be in progress up to the end of the text
+    (see the module's description); None when the pattern has parts they cannot follow. With
+    `lowered`, `pattern` is one matched against the lower-cased text; the result matches the text
+    itself."""
+    parsed = sre_parse.parse(pattern)
+    if parsed.state.flags & GLOBAL_FLAGS:
+        return None
+    reader = _Reader(parsed.state.groupwidths, lowered)
+    try:
+        heads = reader.heads(list(parsed.data))
+        if len(heads) > _MAX_HEADS:
+            return None
+        out = []
+        for (op, av), rest in heads:
+            found = codes(op, av) if lowered else None
+            if not lowered:
+                out.append((one(op, av) or "") + rest)
+            elif found is not None and all(c < 0x80 for c in found):
+                out.append(both_cases(found) + f"(?i:{rest})")
+            else:
+                out.append(f"(?i:{one(op, av)}{rest})")
+        return tuple(out)
+    except (Unsupported, RecursionError):
+        return None

@@ -1,0 +1,81 @@
+"""What a stream scanner knows of where its detectors' matches start, so that `stream_text` can
+release most text without running the detectors' passes.
+
+- `anchors`: where a match of a detector whose matches may hold spaces may still be in progress at
+  the end of the text (`regex_partial`); text is held back from the first of them.
+- `Starts.could_start`: whether any pass could find something starting in a stretch of text, from
+  the prefixes every match of each pass begins with (`regex_prefix`), and the pivots of the pivot
+  passes (a match starts at most `back` characters before its pivot).
+- `Starts.quiet`: both questions at once, in one search of the text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from sidegate.governance.detector_patterns import Detector
+from sidegate.governance.regex_partial import in_progress
+from sidegate.governance.regex_prefix import any_of, caseless, prefix
+
+
+def lower(text: str) -> str:
+    """Lower case without changing any character's position (as the lowered passes read text)."""
+    if text.isascii():
+        return text.lower()
+    low = text.lower()
+    return low if len(low) == len(text) else text.translate(_ASCII_LOWER)
+
+
+_ASCII_LOWER = {c: c + 32 for c in range(65, 91)}
+
+
+def anchors(detectors: Sequence[Detector]) -> list[str]:
+    """Where a stream holds text back for the detectors whose matches may hold spaces: where one of
+    their matches may still be in progress, else (a pattern `regex_partial` cannot follow) where
+    their declared anchor occurs."""
+    found: list[str] = []
+    for d in dict.fromkeys(detectors):
+        if d.spaced and d.anchor is not None:
+            found += in_progress(d.lead + (d.stream_rest if d.stream_rest is not None else d.rest),
+                                 d.lowered) or (d.anchor,)
+    return list(dict.fromkeys(found))
+
+
+class Starts(NamedTuple):
+    plain: re.Pattern[str] | None  # the plain passes' prefixes, searched in the text
+    lowered: re.Pattern[str] | None  # the lowered passes' prefixes, searched in the text lower-cased
+    pivots: re.Pattern[str] | None  # the pivots of the pivot passes
+    back: int  # how far before its pivot a pivot pass's match may start
+    quick: re.Pattern[str] | None  # all of these and the anchors, in one search of the text
+
+    @classmethod
+    def build(cls, plain: Sequence[str], lowered: Sequence[str], pivots: Sequence[str], back: int,
+              held: Sequence[str]) -> Starts | None:
+        """From the patterns of the plain and the lowered passes, the pivots and the anchors; None
+        when how a pass's matches start is unknown (a policy regex that may start anywhere)."""
+        plain_starts = [prefix(p) for p in plain]
+        lowered_starts = [prefix(p) for p in lowered]
+        if not all(plain_starts) or not all(lowered_starts):
+            return None
+        quick = [*plain_starts, *map(caseless, lowered_starts), *pivots, *(prefix(a) for a in held)]
+        return cls(any_of(plain_starts) if plain_starts else None, any_of(lowered_starts) if lowered_starts else None,
+                   any_of(list(pivots)) if pivots else None, back, any_of(quick) if quick else None)
+
+    def could_start(self, text: str, pos: int, end: int) -> bool:
+        """False when no pass can find anything starting in text[pos:end]."""
+        if self.plain is not None and (m := self.plain.search(text, pos)) is not None and m.start() < end:
+            return True
+        if self.lowered is not None and (m := self.lowered.search(lower(text), pos)) is not None \
+                and m.start() < end:
+            return True
+        return self.pivots is not None and (m := self.pivots.search(text, pos)) is not None \
+            and m.start() - self.back < end
+
+    def quiet(self, text: str, pos: int, end: int) -> bool:
+        """True when text[pos:] holds no anchor, and nothing a pass could start from before end."""
+        if self.quick is None:
+            return False
+        m = self.quick.search(text, pos)
+        return m is None or m.start() - self.back >= end
