@@ -181,9 +181,13 @@ class Scanner:
         released needs no scan); True when one might, or for scanners not made for streams."""
         return self.starts is None or self.starts.could_start(text, pos, end)
 
-    def quiet(self, text: str, pos: int, end: int) -> bool:
-        """True when text[pos:] holds no anchor, and nothing a pass could start from before end."""
-        return self.starts is not None and self.starts.quiet(text, pos, end)
+    def quiet_until(self, text: str, pos: int) -> int | None:
+        """Up to where text[pos:] holds no anchor and no start of a match (None: anywhere; `pos` for
+        scanners not made for streams)."""
+        if self.starts is None:
+            return pos
+        first = self.starts.first(text, pos)
+        return None if first is None else max(pos, first - self.starts.back)
 
     def scan(self, text: str, pos: int = 0) -> list[Finding]:
         """Findings in text[pos:], in order and not overlapping (text before pos is context only)."""

@@ -35,7 +35,7 @@ from sidegate.governance.regex_source import (
 )
 
 _SHORT_REPEAT = 8  # a repeat of one character up to this many times is kept whole
-_LONG_REST = 200  # characters of pattern after a first character class spelled out character by character
+_LONG_REST = 400  # characters of pattern after a first character class spelled out character by character
 
 
 def _prefix(items: Any, width: int) -> tuple[str, int, bool]:

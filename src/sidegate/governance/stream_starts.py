@@ -6,7 +6,8 @@ release most text without running the detectors' passes.
 - `Starts.could_start`: whether any pass could find something starting in a stretch of text, from
   the prefixes every match of each pass begins with (`regex_prefix`), and the pivots of the pivot
   passes (a match starts at most `back` characters before its pivot).
-- `Starts.quiet`: both questions at once, in one search of the text.
+- `Starts.first`: where the first of any of these is, in one search of the text: most text to
+  release has none, and needs no other look.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class Starts(NamedTuple):
         lowered_starts = [prefix(p) for p in lowered]
         if not all(plain_starts) or not all(lowered_starts):
             return None
-        quick = [*plain_starts, *map(caseless, lowered_starts), *pivots, *(prefix(a) for a in held)]
+        quick = [*plain_starts, *map(caseless, lowered_starts), *pivots, *(prefix(a, 2) for a in held)]
         return cls(any_of(plain_starts) if plain_starts else None, any_of(lowered_starts) if lowered_starts else None,
                    any_of(list(pivots)) if pivots else None, back, any_of(quick) if quick else None)
 
@@ -73,9 +74,10 @@ class Starts(NamedTuple):
         return self.pivots is not None and (m := self.pivots.search(text, pos)) is not None \
             and m.start() - self.back < end
 
-    def quiet(self, text: str, pos: int, end: int) -> bool:
-        """True when text[pos:] holds no anchor, and nothing a pass could start from before end."""
+    def first(self, text: str, pos: int) -> int | None:
+        """Where the first anchor, pass prefix or pivot in text[pos:] is (None: there is none). No
+        anchor, and no match of a pass, starts before it (a pivot pass's: before it minus `back`)."""
         if self.quick is None:
-            return False
+            return pos
         m = self.quick.search(text, pos)
-        return m is None or m.start() - self.back >= end
+        return None if m is None else m.start()

@@ -83,18 +83,23 @@ class TextChannel:
             return ""
         self.anchored = False
         cut = n if final else hold_from(scanner, n, base + run)
-        if cut > base and scanner.quiet(text, base, cut):  # no anchor, nothing that can match: release
-            return self._take(text, base, cut, run)
-        if not final and cut > base and scanner.anchor is not None:
-            anchor = scanner.anchor.search(text, max(base, n - scanner.spaced_window))
-            if anchor is not None and anchor.start() < cut:
-                cut = anchor.start()
-                self.anchored = True
         if cut <= base:  # nothing can be released: nothing needs scanning yet
             self.pending = buf
             self.run = run
             return ""
-        if not scanner.could_start(text, base, cut):  # no detector can match in what is released
+        quiet = scanner.quiet_until(text, base)  # one search: most text to release holds nothing
+        if quiet is None or quiet >= cut:
+            return self._take(text, base, cut, run)
+        if not final and scanner.anchor is not None:
+            anchor = scanner.anchor.search(text, max(quiet, n - scanner.spaced_window))
+            if anchor is not None and anchor.start() < cut:
+                cut = anchor.start()
+                self.anchored = True
+                if cut <= base:
+                    self.pending = buf
+                    self.run = run
+                    return ""
+        if not scanner.could_start(text, quiet, cut):  # no detector can match in what is released
             return self._take(text, base, cut, run)
         found = scanner.scan(text, base)
         # A match across the cut is held whole: a match still in progress after the cut may begin
