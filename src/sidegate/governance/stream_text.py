@@ -8,15 +8,18 @@ finding before the cut:
 - a one-word detector (keys, tokens, e-mail and IP addresses) can only be in progress in the last
   whitespace-free run, so that run is held (at most the longest such match);
 - a detector whose matches may hold spaces (card and phone numbers, IBANs, `password = "…"`, PEM
-  headers) is held only from where its anchor (a digit, a label, `-----BEGIN`) occurs within its
-  longest match of the end; policy regexes, which have no anchor, always hold their longest match.
+  headers) is held from where one of its matches may still be in progress (`regex_partial`: after
+  "call 415 555", not after "step 1 of"), within its longest match of the end; policy regexes,
+  which cannot be followed so, always hold their longest match;
+- a match found across the cut is held whole, for a match in progress may begin inside it.
 
 Findings before the cut are final: they are recorded, masked or blocked. So the text released is the
 text a whole-body scan would give, while each delta costs a scan of a bounded window: the work per
-delta does not grow with the length of the stream. Most deltas cost less: only the delta is searched
-for the start of the last word; nothing is scanned while nothing can be released (a word still being
-written); and text to release in which no detector's pattern can start (`Scanner.could_start`, from
-the prefixes of `regex_prefix`) is released without running the detectors' passes.
+delta does not grow with the length of the stream. Most deltas cost much less (`stream_starts`):
+only the delta is searched for the start of the last word; nothing is looked at while nothing can
+be released (a word still being written, a match still in progress); and text to release in which
+one search finds no anchor and no start of any detector's match is released without running the
+detectors' passes.
 
 A masked PEM private key header switches the channel to following its body: base64 lines are
 dropped (the header's <SECRET> stands for the whole block) up to the END line.
