@@ -84,6 +84,7 @@ def test_stream_scanner_never_skips_a_finding(detect: DetectorSet) -> None:
     scanner = Scanner([(0, detectors_of(detect))], stream=True)
     skipped = quiet = 0
     for text in texts(100):
+        last_word = max(text.rfind(c) for c in " \n\t\r") + 1
         for pos in range(0, len(text), 5):
             found = scanner.scan(text, pos)
             anchor = scanner.anchor.search(text, pos) if scanner.anchor is not None else None
@@ -92,9 +93,9 @@ def test_stream_scanner_never_skips_a_finding(detect: DetectorSet) -> None:
                     skipped += 1
                     assert not [f for f in found if f.start < end], (text, pos, end)
                 until = scanner.quiet_until(text, pos)
-                if until is None or until >= end:  # no anchor before end either
+                if until is None or until >= end:  # no anchor before end either (but in the last word)
                     quiet += 1
-                    assert anchor is None or anchor.start() >= end, (text, pos, end)
+                    assert anchor is None or anchor.start() >= min(end, last_word), (text, pos, end)
                     assert not [f for f in found if f.start < end], (text, pos, end)
     assert skipped > 1000 and quiet > 100  # and the checks do skip
 

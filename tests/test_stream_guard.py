@@ -245,6 +245,17 @@ def test_a_secret_before_a_number_still_being_written_is_masked() -> None:
         'Set "private_key_id": "<SECRET>" and more words to pass the window by far, call 415-555-01'
 
 
+def test_a_keyword_cut_inside_its_first_word_is_masked() -> None:
+    # only keywords: no detector of whole words holds the last word back, the keyword's own start does
+    keywords = {"name": "kw", "phase": "output", "action": "mask",
+                "detect": {"keywords": ["internal only", "project-x"]}}
+    for chunks in (["Mark it \tint", "ernal only", " please."], ["Mark it int", "ernal", " only."],
+                   ["About proj", "ect-x."]):
+        guard = active(keywords).stream(apis.ANTHROPIC_MESSAGES)
+        assert guard is not None
+        assert "<KEYWORD>" in streamed_text(apis.ANTHROPIC_MESSAGES, run(guard, anthropic_events(completion(chunks))))
+
+
 def test_numbers_that_nothing_can_continue_are_not_held() -> None:
     guard = active(PII_MASK, SECRETS_MASK).stream(apis.ANTHROPIC_MESSAGES)
     assert guard is not None

@@ -174,7 +174,7 @@ class Scanner:
         self.starts = stream_starts.Starts.build(
             [p.pattern.pattern for p in self._plain], [p.pattern.pattern for p in self._lowered],
             [p.pivot.pattern for p in self._pivoted if p.pivot is not None],
-            max((p.back_max for p in self._pivoted), default=0), held) if stream else None
+            max((p.back_max for p in self._pivoted), default=0), list(owners)) if stream else None
 
     def could_start(self, text: str, pos: int, end: int) -> bool:
         """False when no pass can find anything starting in text[pos:end] (streams: the text about to be

@@ -53,14 +53,18 @@ class Starts(NamedTuple):
 
     @classmethod
     def build(cls, plain: Sequence[str], lowered: Sequence[str], pivots: Sequence[str], back: int,
-              held: Sequence[str]) -> Starts | None:
-        """From the patterns of the plain and the lowered passes, the pivots and the anchors; None
+              detectors: Sequence[Detector]) -> Starts | None:
+        """From the patterns of the plain and the lowered passes, the pivots and the detectors; None
         when how a pass's matches start is unknown (a policy regex that may start anywhere)."""
         plain_starts = [prefix(p) for p in plain]
         lowered_starts = [prefix(p) for p in lowered]
         if not all(plain_starts) or not all(lowered_starts):
             return None
-        quick = [*plain_starts, *map(caseless, lowered_starts), *pivots, *(prefix(a, 2) for a in held)]
+        # Before the last word (where the characters of a declared anchor are all there), the declared
+        # anchors find every place `anchors` holds text from, in a smaller pattern: they stand in for
+        # them in this search (`stream_text` looks for matches in progress in the last word apart).
+        declared = list(dict.fromkeys(d.anchor for d in detectors if d.spaced and d.anchor is not None))
+        quick = [*plain_starts, *map(caseless, lowered_starts), *pivots, *declared]
         return cls(any_of(plain_starts) if plain_starts else None, any_of(lowered_starts) if lowered_starts else None,
                    any_of(list(pivots)) if pivots else None, back, any_of(quick) if quick else None)
 

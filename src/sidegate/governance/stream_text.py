@@ -86,6 +86,13 @@ class TextChannel:
             return ""
         self.anchored = False
         cut = n if final else hold_from(scanner, n, base + run)
+        if cut > base + run and not final and scanner.anchor is not None:
+            # part of the last word goes (no detector of whole words, or a word longer than any):
+            # a match may be in progress in it, which the search below does not look for
+            anchor = scanner.anchor.search(text, max(base + run, n - scanner.spaced_window))
+            if anchor is not None and anchor.start() < cut:
+                cut = anchor.start()
+                self.anchored = True
         if cut <= base:  # nothing can be released: nothing needs scanning yet
             self.pending = buf
             self.run = run
