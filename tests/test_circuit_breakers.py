@@ -14,6 +14,7 @@ import openai
 import pytest
 from tests.conftest import GatewayFactory
 from tests.fakes import FakeUpstream
+from tests.fakes.fixtures.openai_wire import chat_sse
 from tests.sdk_clients import claude, close_sdk_clients, oai  # noqa: F401  (fixture)
 
 from sidegate.upstream.breaker import Breakers
@@ -167,3 +168,19 @@ async def test_a_token_count_answered_locally_leaves_the_breaker_alone(
     assert routes(rows) == [FELL_BACK, FELL_BACK, [("a", "estimated_locally")], [("a", "estimated_locally")],
                             FELL_BACK, SKIPPED]
     assert [r["destination_type"] for r in rows[2:4]] == [None, None]  # sidegate answered, nothing was sent
+
+
+async def test_streams_cut_by_the_destination_count_as_failures(gateway: GatewayFactory, fake_upstream: Any) -> None:
+    """A destination that answers, then breaks its streams off, opens its breaker like one that fails
+    outright: after `failures` cut streams the next request goes straight to the fallback."""
+    gw, a, b, _ = await setup(gateway, fake_upstream)
+    for _ in range(2):
+        a.reply(sse=chat_sse({"model": "gpt"}), cut_after=3)
+        with pytest.raises(openai.APIError):
+            async for _chunk in await oai(gw.base).chat.completions.create(model="gpt", messages=HI, stream=True):
+                pass
+    await ask(gw.base)
+    assert len(a.received) == 2 and len(b.received) == 1
+    rows = await gw.rows()
+    assert [r["error_code"] for r in rows] == ["upstream_stream_interrupted"] * 2 + [None]
+    assert routes(rows) == [DIRECT, DIRECT, SKIPPED]

@@ -225,7 +225,7 @@ async def forward(ctx: RequestContext) -> client.Reply:
                 _note(ctx, target, model, began, reply.status, "retryable_status")
                 reply.close()
                 continue
-        elif not local:
+        elif not local and not (ctx.stream and reply.is_sse):  # a stream succeeds when it ends well (relay)
             breakers.success(key)
         _note(ctx, target, model, began, reply.status,
               "estimated_locally" if local else "ok" if reply.status < 400 else "error")

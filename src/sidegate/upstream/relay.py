@@ -21,12 +21,27 @@ from sidegate.context import RequestContext
 from sidegate.errors import GatewayError
 from sidegate.governance.stream_guard import StreamGuard
 from sidegate.ingress.registry import FAMILIES, FORMATS, stream_error
+from sidegate.state import STATE
 from sidegate.translate import StreamTranslator
 from sidegate.upstream.client import Reply
 from sidegate.upstream.sse import Event, SSESplitter, parse_block
 
 _UPSTREAM_READ_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError, OSError)
 _STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+
+
+def destination_failed(ctx: RequestContext) -> None:
+    """Count a stream the destination broke off against its circuit breaker, like a failed attempt."""
+    service, target, model = ctx.service, ctx.target, ctx.destination_model
+    if service is not None and target is not None and model is not None:
+        ctx.request.app[STATE].breakers.failure((target.provider.name, model), service.breaker_failures,
+                                                service.breaker_cooldown_s)
+
+
+def destination_succeeded(ctx: RequestContext) -> None:
+    """A stream the destination ended well closes its breaker (a whole answer did so in forward)."""
+    if ctx.target is not None and ctx.destination_model is not None:
+        ctx.request.app[STATE].breakers.success((ctx.target.provider.name, ctx.destination_model))
 
 
 class ClientGone(Exception):
@@ -176,6 +191,7 @@ async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse
                 idle = isinstance(exc, (TimeoutError, asyncio.TimeoutError))
                 ctx.usage_complete = False
                 ctx.error_code = "upstream_idle_timeout" if idle else "upstream_stream_interrupted"
+                destination_failed(ctx)
                 message = f"the upstream stream ended early: {type(exc).__name__}"
                 splitter.rest()  # drop a torn event: nothing may follow the error event
                 if translator is not None:
@@ -200,6 +216,7 @@ async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse
             ctx.error_code = "output_guardrail_triggered"
             ctx.usage_complete = False  # reading stopped at the block: the usage seen so far is partial
         elif clean:
+            destination_succeeded(ctx)
             rest = splitter.rest()  # a last event without its blank line
             if rest.strip():
                 event, data = parse_block(rest)
