@@ -154,9 +154,28 @@ async def _attempt(ctx: RequestContext, target: Target, model: str, translation:
         timeout=service.stream_timeout if stream else service.whole_timeout,
         idle_timeout_s=service.idle_timeout_s if stream else None,
     )
-    if not (ctx.stream and reply.is_sse and reply.status < 400):
+    if not relayed_as_stream(ctx, reply):
         await reply.load()  # relayed whole: read it now, while a body cut short can still fall back
     return reply
+
+
+def relayed_as_stream(ctx: RequestContext, reply: client.Reply) -> bool:
+    """Whether the relay passes this reply on event by event (else it is read and relayed whole)."""
+    return ctx.stream and reply.is_sse and reply.status < 400
+
+
+def destination_failed(ctx: RequestContext) -> None:
+    """Count a failed attempt at the current destination (or a stream it broke off) against its breaker."""
+    service, target, model = ctx.service, ctx.target, ctx.destination_model
+    if service is not None and target is not None and model is not None:
+        ctx.request.app[STATE].breakers.failure((target.provider.name, model), service.breaker_failures,
+                                                service.breaker_cooldown_s)
+
+
+def destination_succeeded(ctx: RequestContext) -> None:
+    """The current destination answered well: its breaker closes."""
+    if ctx.target is not None and ctx.destination_model is not None:
+        ctx.request.app[STATE].breakers.success((ctx.target.provider.name, ctx.destination_model))
 
 
 def _note(ctx: RequestContext, target: Target, model: str, began: float, status: int | None, reason: str) -> None:
@@ -189,9 +208,8 @@ async def forward(ctx: RequestContext) -> client.Reply:
             _note(ctx, target, model, began, None, "no_translation")
             failure = err
             continue
-        key = (target.provider.name, model)
         local = translation is not None and translation.local  # answered by sidegate: no upstream, no breaker
-        if not local and not breakers.allow(key):
+        if not local and not breakers.allow((target.provider.name, model)):
             _note(ctx, target, model, began, None, "circuit_open")
             failure = failure or GatewayError(
                 503, "destinations_unavailable",
@@ -205,14 +223,14 @@ async def forward(ctx: RequestContext) -> client.Reply:
             failure = err
             continue
         except TimeoutError as exc:
-            breakers.failure(key, service.breaker_failures, service.breaker_cooldown_s)
+            destination_failed(ctx)
             connecting = isinstance(exc, aiohttp.ConnectionTimeoutError)  # else no first byte in time
             _note(ctx, target, model, began, None, "connect_timeout" if connecting else "first_byte_timeout")
             failure = GatewayError(504, "upstream_timeout", f"provider {target.provider.name!r} timed out "
                                    + ("connecting" if connecting else "before answering"))
             continue
         except (aiohttp.ClientError, OSError) as exc:
-            breakers.failure(key, service.breaker_failures, service.breaker_cooldown_s)
+            destination_failed(ctx)
             _note(ctx, target, model, began, None, "connection_error")
             failure = GatewayError(502, "upstream_unreachable",
                                    f"provider {target.provider.name!r} is unreachable: {type(exc).__name__}")
@@ -220,13 +238,13 @@ async def forward(ctx: RequestContext) -> client.Reply:
         finally:
             ctx.upstream_s += time.perf_counter() - began
         if reply.status in RETRYABLE_STATUS:
-            breakers.failure(key, service.breaker_failures, service.breaker_cooldown_s)
+            destination_failed(ctx)
             if not last:
                 _note(ctx, target, model, began, reply.status, "retryable_status")
                 reply.close()
                 continue
-        elif not local and not (ctx.stream and reply.is_sse):  # a stream succeeds when it ends well (relay)
-            breakers.success(key)
+        elif not local and not relayed_as_stream(ctx, reply):  # a stream succeeds when it ends well (relay)
+            destination_succeeded(ctx)
         _note(ctx, target, model, began, reply.status,
               "estimated_locally" if local else "ok" if reply.status < 400 else "error")
         ctx.translation = None if translation is None or translation.local else translation

@@ -21,27 +21,13 @@ from sidegate.context import RequestContext
 from sidegate.errors import GatewayError
 from sidegate.governance.stream_guard import StreamGuard
 from sidegate.ingress.registry import FAMILIES, FORMATS, stream_error
-from sidegate.state import STATE
 from sidegate.translate import StreamTranslator
 from sidegate.upstream.client import Reply
+from sidegate.upstream.forward import destination_failed, destination_succeeded, relayed_as_stream
 from sidegate.upstream.sse import Event, SSESplitter, parse_block
 
 _UPSTREAM_READ_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError, OSError)
 _STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-
-
-def destination_failed(ctx: RequestContext) -> None:
-    """Count a stream the destination broke off against its circuit breaker, like a failed attempt."""
-    service, target, model = ctx.service, ctx.target, ctx.destination_model
-    if service is not None and target is not None and model is not None:
-        ctx.request.app[STATE].breakers.failure((target.provider.name, model), service.breaker_failures,
-                                                service.breaker_cooldown_s)
-
-
-def destination_succeeded(ctx: RequestContext) -> None:
-    """A stream the destination ended well closes its breaker (a whole answer did so in forward)."""
-    if ctx.target is not None and ctx.destination_model is not None:
-        ctx.request.app[STATE].breakers.success((ctx.target.provider.name, ctx.destination_model))
 
 
 class ClientGone(Exception):
@@ -60,20 +46,13 @@ def response_headers(ctx: RequestContext, reply: Reply, translated: dict[str, st
 
 
 async def relay(ctx: RequestContext, reply: Reply) -> web.StreamResponse:
-    if ctx.stream and reply.is_sse and reply.status < 400:
+    if relayed_as_stream(ctx, reply):
         return await _relay_stream(ctx, reply)
     return await _relay_whole(ctx, reply)
 
 
 async def _relay_whole(ctx: RequestContext, reply: Reply) -> web.Response:
-    began = time.perf_counter()
-    try:
-        data = await reply.read()
-    except _UPSTREAM_READ_ERRORS as exc:
-        raise GatewayError(502, "upstream_read_failed",
-                           f"the upstream answer could not be read: {type(exc).__name__}") from None
-    finally:
-        ctx.upstream_s += time.perf_counter() - began
+    data = await reply.read()  # already read by the attempt (forward), where a failure could still fall back
     translation = ctx.translation
     seen = FORMATS[translation.dest_api] if translation is not None else ctx.fmt
     status = reply.status
