@@ -122,6 +122,8 @@ def main() -> int:
     parser.add_argument("--all-threads", action="store_true",
                         help="sample every running thread, not only the one holding the GIL")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--policies", type=Path, default=BENCH / "policies",
+                        help="sidegate's policy directory (default: the benchmark's, full governance)")
     parser.add_argument("--passthrough", action="store_true",
                         help="profile the bare aiohttp pass-through instead: the floor to compare with")
     args = parser.parse_args()
@@ -136,7 +138,7 @@ def main() -> int:
         nginx, port = start_nginx(run_dir, answers)
         procs.append(nginx)
         target = (start_passthrough(run_dir, sys.executable, port) if args.passthrough
-                  else start_sidegate(run_dir, sys.executable, port))
+                  else start_sidegate(run_dir, sys.executable, port, policies=args.policies))
         assert target.proc is not None
         procs.append(target.proc)
         model = STREAM_MODEL if args.stream else CHAT_MODEL

@@ -70,12 +70,13 @@ def start_passthrough(run_dir: Path, python: str, upstream_port: int, name: str 
                   UPSTREAM_PREFIX[STREAM_MODEL] + CHAT_PATH, proc)
 
 
-def start_sidegate(run_dir: Path, python: str, upstream_port: int, paced_port: int | None = None) -> Target:
+def start_sidegate(run_dir: Path, python: str, upstream_port: int, paced_port: int | None = None,
+                   policies: Path = BENCH / "policies") -> Target:
     port = free_port()
     env = {"BENCH_UPSTREAM_PORT": str(upstream_port), "BENCH_USAGE_STORE": f"sqlite:///{run_dir}/usage.db"}
     if paced_port is not None:
         env["BENCH_PACED_PORT"] = str(paced_port)
-    proc = Proc("sidegate", [python, "-m", "sidegate", "serve", "--policies", str(BENCH / "policies"),
+    proc = Proc("sidegate", [python, "-m", "sidegate", "serve", "--policies", str(policies),
                              "--listen", f"127.0.0.1:{port}", "--log-level", "warning"],
                 GATEWAY_CORE, run_dir, env=env, cwd=REPO)
     proc.wait_ready(f"http://127.0.0.1:{port}/healthz", 30)

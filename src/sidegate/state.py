@@ -8,7 +8,6 @@ import asyncio
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import structlog
 from aiohttp import web
 
@@ -24,6 +23,7 @@ from sidegate.upstream.breaker import Breakers
 if TYPE_CHECKING:
     from sidegate.policy.compiled import CompiledPolicy
     from sidegate.policy.reload import PolicyHolder
+    from sidegate.upstream.http1 import Http1Client
 
 log = structlog.get_logger("sidegate.state")
 
@@ -43,7 +43,7 @@ class AppState:
         self.metrics = Metrics(holder.current.model.telemetry.metrics.labels, self)
         self.tracing = Tracing.from_policy(holder.current.model.telemetry.traces)  # off without an endpoint
         self.in_flight = 0
-        self.session: aiohttp.ClientSession | None = None
+        self.session: Http1Client | None = None
         self._background: set[asyncio.Task[Any]] = set()
 
     @property

@@ -13,8 +13,6 @@ import re
 from dataclasses import dataclass
 from itertools import accumulate
 
-import aiohttp
-
 from sidegate.auth.credentials import digest
 from sidegate.governance.guardrails import Guardrails
 from sidegate.policy.model import Destination, ModelService, PolicyModel
@@ -50,8 +48,7 @@ class Service:
     fallbacks: tuple[Target, ...]
     timeout_s: float  # first byte; a whole non-streamed answer
     idle_timeout_s: float  # between two chunks of a stream
-    whole_timeout: aiohttp.ClientTimeout  # for answers read whole
-    stream_timeout: aiohttp.ClientTimeout  # for streams, until the first byte (then idle_timeout_s)
+    connect_timeout_s: float  # opening a connection to a destination
     breaker_failures: int
     breaker_cooldown_s: float
     allowed_principals: frozenset[str] | None
@@ -84,9 +81,7 @@ def _service(name: str, spec: ModelService, providers: dict[str, ProviderRuntime
         fallbacks=tuple(_target(d, providers) for d in spec.fallbacks),
         timeout_s=spec.timeout_s,
         idle_timeout_s=spec.idle_timeout_s,
-        whole_timeout=aiohttp.ClientTimeout(total=spec.timeout_s, sock_connect=spec.connect_timeout_s),
-        stream_timeout=aiohttp.ClientTimeout(total=None, sock_connect=spec.connect_timeout_s,
-                                             sock_read=spec.timeout_s),
+        connect_timeout_s=spec.connect_timeout_s,
         breaker_failures=spec.circuit_breaker.failures,
         breaker_cooldown_s=spec.circuit_breaker.cooldown_s,
         allowed_principals=None if perms is None else frozenset(perms.principals),

@@ -7,28 +7,13 @@ relaying, usage extraction and stream handling have a single code path.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
-import aiohttp
-from yarl import URL
-
+from sidegate.upstream.http1 import Http1Client, Response
 from sidegate.upstream.mock import MockReply
 
-# Response headers that describe the upstream hop, not the answer; aiohttp sets its own.
-_HOP_HEADERS = frozenset({
-    "connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "date",
-    "server", "proxy-authenticate", "trailer", "upgrade", "alt-svc", "set-cookie", "via",
-})
 
-
-def new_session() -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=60)
-    return aiohttp.ClientSession(
-        connector=connector,
-        auto_decompress=True,
-        skip_auto_headers=("User-Agent", "Accept-Encoding"),
-        timeout=aiohttp.ClientTimeout(total=None),
-    )
+def new_session() -> Http1Client:
+    return Http1Client()
 
 
 class Reply:
@@ -52,29 +37,30 @@ class Reply:
 class HttpReply(Reply):
     __slots__ = ("_body", "_response", "headers", "is_sse", "status")
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    def __init__(self, response: Response) -> None:
         self._response = response
         self._body: bytes | None = None
         self.status = response.status
-        self.headers = [(k, v) for k, v in response.headers.items() if k.lower() not in _HOP_HEADERS]
-        self.is_sse = response.content_type == "text/event-stream"
+        self.headers = response.headers
+        self.is_sse = False
+        for name, value in response.headers:
+            if name.lower() == "content-type":
+                self.is_sse = value.split(";", 1)[0].strip().lower() == "text/event-stream"
+                break
 
     async def read(self) -> bytes:
-        if self._body is not None:
-            return self._body
-        try:
-            return await self._response.read()
-        finally:
-            self._response.release()
+        if self._body is None:
+            self._body = await self._response.read()
+        return self._body
 
     async def load(self) -> None:
-        self._body = await self.read()
+        await self.read()
 
     def chunks(self) -> AsyncIterator[bytes]:
-        return self._response.content.iter_any()
+        return self._response.chunks()
 
     def close(self) -> None:
-        self._response.close() if not self._response.content.at_eof() else self._response.release()
+        self._response.release()
 
 
 class InProcessReply(Reply):
@@ -97,27 +83,22 @@ class InProcessReply(Reply):
 
 
 async def send(
-    session: aiohttp.ClientSession,
+    session: Http1Client,
     url: str,
     headers: dict[str, str],
     body: bytes | None,
     *,
     method: str = "POST",
-    timeout: aiohttp.ClientTimeout,
+    connect_timeout_s: float,
+    timeout_s: float,
+    stream: bool,
     idle_timeout_s: float | None = None,
 ) -> HttpReply:
-    """Send one request; returns once the answer's status and headers arrived. `timeout` bounds the
-    connect and the wait for the first byte (or the whole answer); for a stream, `idle_timeout_s` then
-    bounds every silence between two chunks."""
-    kwargs: dict[str, Any] = {"headers": headers, "timeout": timeout, "allow_redirects": False}
-    if body is not None:
-        kwargs["data"] = body
-    response = await session.request(method, URL(url, encoded=True), **kwargs)
-    if idle_timeout_s is not None and response.connection is not None:
-        protocol = response.connection.protocol
-        assert protocol is not None
-        protocol.read_timeout = idle_timeout_s
-        # The running timer was armed with the first-byte setting by the read that brought the
-        # headers (often with the first chunks): from here on silence is bounded by the idle one.
-        protocol.start_timeout()
+    """Send one request; returns once the answer's status and headers arrived. `timeout_s` bounds
+    the whole answer when it is read whole, else the wait for its first byte; for a stream,
+    `idle_timeout_s` then bounds every silence between two chunks."""
+    response = await session.request(
+        method, url, headers, body, connect_timeout_s=connect_timeout_s,
+        total_timeout_s=None if stream else timeout_s, first_byte_timeout_s=timeout_s if stream else None,
+        idle_timeout_s=idle_timeout_s if stream else None)
     return HttpReply(response)

@@ -14,7 +14,6 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
-import aiohttp
 import orjson
 
 from sidegate import apis
@@ -26,9 +25,10 @@ from sidegate.policy.compiled import Target
 from sidegate.state import STATE
 from sidegate.translate import Translation, plan
 from sidegate.upstream import client
+from sidegate.upstream.http1 import ConnectTimeout
 from sidegate.upstream.mock import MockReply, mock_reply
 
-# Caller headers never forwarded: hop-by-hop ones, ones aiohttp computes, credentials (replaced
+# Caller headers never forwarded: hop-by-hop ones, ones the client computes, credentials (replaced
 # below) and sidegate's own tag headers (re-sent merged when the policy says so).
 _DROP = frozenset({
     "host", "content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer", "upgrade",
@@ -71,8 +71,8 @@ def _headers(ctx: RequestContext, target: Target, api: str) -> dict[str, str]:
         lower = name.lower()
         if lower not in _DROP and not (translated and lower.startswith(_FORMAT_HEADER_PREFIXES)):
             headers[lower] = value
-    if translated:
-        headers["content-type"] = "application/json"
+    if translated or "content-type" not in headers:
+        headers["content-type"] = "application/json"  # every body sent upstream is JSON
     for name, value in provider.adapter.default_headers(api).items():
         headers.setdefault(name, value)
     if provider.passthrough:
@@ -151,8 +151,10 @@ async def _attempt(ctx: RequestContext, target: Target, model: str, translation:
         headers,
         body_bytes if ctx.fmt.has_body else None,
         method=ctx.request.method,
-        timeout=service.stream_timeout if stream else service.whole_timeout,
-        idle_timeout_s=service.idle_timeout_s if stream else None,
+        connect_timeout_s=service.connect_timeout_s,
+        timeout_s=service.timeout_s,
+        stream=stream,
+        idle_timeout_s=service.idle_timeout_s,
     )
     if not relayed_as_stream(ctx, reply):
         await reply.load()  # relayed whole: read it now, while a body cut short can still fall back
@@ -224,12 +226,12 @@ async def forward(ctx: RequestContext) -> client.Reply:
             continue
         except TimeoutError as exc:
             destination_failed(ctx)
-            connecting = isinstance(exc, aiohttp.ConnectionTimeoutError)  # else no first byte in time
+            connecting = isinstance(exc, ConnectTimeout)  # else no first byte in time
             _note(ctx, target, model, began, None, "connect_timeout" if connecting else "first_byte_timeout")
             failure = GatewayError(504, "upstream_timeout", f"provider {target.provider.name!r} timed out "
                                    + ("connecting" if connecting else "before answering"))
             continue
-        except (aiohttp.ClientError, OSError) as exc:
+        except OSError as exc:  # refused, reset, closed early, malformed answer (UpstreamBroken)
             destination_failed(ctx)
             _note(ctx, target, model, began, None, "connection_error")
             failure = GatewayError(502, "upstream_unreachable",

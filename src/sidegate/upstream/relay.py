@@ -9,7 +9,6 @@ scan the caller's format. Unchanged events leave as the bytes that arrived.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -26,7 +25,7 @@ from sidegate.upstream.client import Reply
 from sidegate.upstream.forward import destination_failed, destination_succeeded, relayed_as_stream
 from sidegate.upstream.sse import Event, SSESplitter, parse_block
 
-_UPSTREAM_READ_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError, OSError)
+_UPSTREAM_READ_ERRORS = (TimeoutError, OSError)  # idle timeout; connection broken (UpstreamBroken)
 _STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
 
 
@@ -167,7 +166,7 @@ async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse
                 break
             except _UPSTREAM_READ_ERRORS as exc:
                 clean = False
-                idle = isinstance(exc, (TimeoutError, asyncio.TimeoutError))
+                idle = isinstance(exc, TimeoutError)
                 ctx.usage_complete = False
                 ctx.error_code = "upstream_idle_timeout" if idle else "upstream_stream_interrupted"
                 destination_failed(ctx)
