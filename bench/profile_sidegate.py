@@ -124,6 +124,7 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--policies", type=Path, default=BENCH / "policies",
                         help="sidegate's policy directory (default: the benchmark's, full governance)")
+    parser.add_argument("--raw", type=Path, help="also keep py-spy's collapsed stacks in this file")
     parser.add_argument("--passthrough", action="store_true",
                         help="profile the bare aiohttp pass-through instead: the floor to compare with")
     args = parser.parse_args()
@@ -167,6 +168,8 @@ def main() -> int:
             proc.stop()
     rps = getattr(outcome[0], "rps", 0.0) if outcome else 0.0
     summary = summarise(collapsed, args.top, 1e6 / rps if rps else 0.0)
+    if args.raw:
+        shutil.copyfile(collapsed, args.raw)
     shutil.rmtree(run_dir, ignore_errors=True)
     text = (f"py-spy profile of {target.name} under wrk c={args.connections}, {kind} calls, {args.seconds}s at "
             f"{args.rate} Hz ({rps:,.0f} req/s while sampled, with py-spy sharing the load core)\n\n"

@@ -116,7 +116,7 @@ class _Connection(asyncio.Protocol):
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
         assert self.response is not None
-        self.response.raw_headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        self.response.header(name.decode("latin-1"), value.decode("latin-1"))
 
     def on_headers_complete(self) -> None:
         assert self.response is not None

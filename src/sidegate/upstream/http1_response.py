@@ -35,7 +35,7 @@ class Response:
         "_done",
         "_error",
         "_head",
-        "_idle_timeout_s",
+        "_idle_timeout_s", "_interim",
         "_keep_alive",
         "_paused",
         "_pool",
@@ -64,12 +64,26 @@ class Response:
         self._error: BaseException | None = None
         self._keep_alive = False
         self._until_eof = False
+        self._interim = False
         self._decoder: Any = None
         self._deadline_timer: asyncio.TimerHandle | None = None
         self._idle_timeout_s = idle_timeout_s
 
     # -- driven by the connection
+    def header(self, name: str, value: str) -> None:
+        if self._complete:
+            self._trailing_bytes()
+        else:
+            self.raw_headers.append((name, value))
+
     def headers_complete(self, status: int, keep_alive: bool) -> None:
+        if self._complete:
+            self._trailing_bytes()
+            return
+        if status < 200:  # an interim answer (103 Early Hints, 100 Continue): the real one follows
+            self._interim = True
+            self.raw_headers.clear()
+            return
         self.status, self._keep_alive = status, keep_alive
         length = chunked = False
         for name, value in self.raw_headers:
@@ -79,12 +93,20 @@ class Response:
             elif lower == "transfer-encoding":
                 chunked = "chunked" in value.lower()
             elif lower == "content-encoding":
-                self._decoder = _decoder(value)
+                try:
+                    self._decoder = _decoder(value)
+                except UpstreamBroken as exc:
+                    self.fail(exc)
+                    self.conn.close()
+                    return
         self._until_eof = not length and not chunked and status not in (204, 304) and status >= 200
         if not self._head.done():
             self._head.set_result(None)
 
     def body(self, data: bytes) -> None:
+        if self._complete or self._error is not None:
+            self._trailing_bytes()
+            return
         if self._decoder is not None:
             try:
                 data = self._decoder.decompress(data)
@@ -102,10 +124,21 @@ class Response:
         self._wake()
 
     def message_complete(self) -> None:
-        if self._decoder is not None:
-            tail = self._decoder.flush()
+        if self._interim:
+            self._interim = False
+            return
+        if self._complete or self._error is not None:
+            self._trailing_bytes()
+            return
+        decoder = self._decoder
+        if decoder is not None:
+            tail = decoder.flush()
             if tail:
                 self._chunks.append(tail)
+            if not decoder.eof:
+                self.fail(UpstreamBroken("the upstream's compressed answer ended before its compressed stream did"))
+                self.conn.close()
+                return
         self._complete = True
         self._cancel_deadline()
         self._wake()
@@ -119,6 +152,11 @@ class Response:
             return
         self.fail(UpstreamBroken("the upstream closed the connection before the answer was complete"
                                  + (f": {exc}" if exc else "")))
+
+    def _trailing_bytes(self) -> None:
+        """More answer after the answer (or after a failure): what was read stands, the connection goes."""
+        self._keep_alive = False
+        self.conn.close()
 
     def fail(self, error: BaseException) -> None:
         if self._error is None and not self._complete:
