@@ -390,9 +390,9 @@ async def test_memory_is_bounded_by_the_window_not_the_rate():
     requests, tokens = sorted(store.buckets.values(), key=lambda b: b.total)
     assert max(len(requests.slots), len(tokens.slots)) <= 101
     assert requests.total == 100_001 and tokens.total == 500 + 1_000_000
-    before = tokens.slots[first.stamp]
+    before = dict(tokens.slots)[first.stamp]
     await limiter.settle(first, 100)
-    assert tokens.total == 100 + 1_000_000 and tokens.slots[first.stamp] == before - 400
+    assert tokens.total == 100 + 1_000_000 and dict(tokens.slots)[first.stamp] == before - 400
     clock.advance(60.0)
     await limiter.reserve(ALICE, "gpt-5", {}, 0)
     assert sorted(b.total for b in store.buckets.values()) == [0, 1]  # the old slots left the window

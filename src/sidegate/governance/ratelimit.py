@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 import structlog
 
 from sidegate.errors import GatewayError
-from sidegate.governance.ratelimit_rules import REQUESTS, TOKENS, Limit, Plan, Rule, compile_rules, escape, plan_for
+from sidegate.governance.ratelimit_rules import Limit, Plan, Rule, compile_rules, escape, plan_for
 from sidegate.governance.ratelimit_store import Store, StoreUnavailable, Verdict, open_store
 from sidegate.policy.compiled import PrincipalInfo
 from sidegate.policy.model import PolicyModel, RateLimit
@@ -40,8 +40,7 @@ _PATTERN_CHARS = frozenset("*?[")
 
 
 def _headers_for(limit: Limit, remaining: int) -> dict[str, str]:
-    return {f"x-ratelimit-limit-{limit.unit}": str(limit.limit),
-            f"x-ratelimit-remaining-{limit.unit}": str(max(0, remaining))}
+    return {limit.limit_header: limit.limit_text, limit.remaining_header: str(max(0, remaining))}
 
 
 class RateLimited(GatewayError):
@@ -80,17 +79,18 @@ class Reservation:
 
     def headers(self) -> dict[str, str]:
         """x-ratelimit-{limit,remaining}-{requests,tokens} of the tightest bucket of each unit
-        (least remaining); a unit no rule limited is left out."""
-        tightest: dict[str, tuple[int, int, Limit]] = {}
+        (least remaining, then the smaller limit); a unit no rule limited is left out."""
+        tightest: list[tuple[int, int, Limit] | None] = [None, None]  # requests, tokens
         for limit, remaining in zip(self.charged, self.remaining, strict=True):
-            best = tightest.get(limit.unit)
+            best = tightest[limit.tokens]
             if best is None or (remaining, limit.limit) < best[:2]:
-                tightest[limit.unit] = (remaining, limit.limit, limit)
+                tightest[limit.tokens] = (remaining, limit.limit, limit)
         headers: dict[str, str] = {}
-        for unit in (REQUESTS, TOKENS):
-            if unit in tightest:
-                remaining, _, limit = tightest[unit]
-                headers.update(_headers_for(limit, remaining))
+        for best in tightest:
+            if best is not None:
+                remaining, _, limit = best
+                headers[limit.limit_header] = limit.limit_text
+                headers[limit.remaining_header] = str(max(0, remaining))
         return headers
 
 
@@ -149,7 +149,12 @@ class RateLimiter:
         plan = self.plan(principal, service, model)
         if plan.empty:
             return UNCHECKED
-        limits: list[Limit] = list(plan.mandatory)
+        estimated_tokens = max(0, estimated_tokens)
+        if plan.fixed:  # the common case: the buckets do not depend on the request's tags
+            return await self._reserve(plan.mandatory, plan.keys, plan.bounds,
+                                       [estimated_tokens if limit.tokens else 1 for limit in plan.mandatory],
+                                       len(plan.keys), (), estimated_tokens, tags)
+        limits = list(plan.mandatory)
         keys = [limit.key for limit in limits]
         for tag_limit in plan.tags:
             value = tags.get(tag_limit.tag)
@@ -164,10 +169,13 @@ class RateLimiter:
             keys.extend(limit.key for limit in group)
         if not limits:
             return UNCHECKED
-        group_sizes = [len(group) for group in plan.groups]
-        estimated_tokens = max(0, estimated_tokens)
-        costs = [estimated_tokens if limit.tokens else 1 for limit in limits]
-        bounds = [limit.limit for limit in limits]
+        return await self._reserve(limits, keys, [limit.limit for limit in limits],
+                                   [estimated_tokens if limit.tokens else 1 for limit in limits],
+                                   n_mandatory, [len(group) for group in plan.groups], estimated_tokens, tags)
+
+    async def _reserve(self, limits: Sequence[Limit], keys: Sequence[str], bounds: Sequence[int],
+                       costs: Sequence[int], n_mandatory: int, group_sizes: Sequence[int], estimate: int,
+                       tags: Mapping[str, str]) -> Reservation:
         rid = f"{self._rid_prefix}{next(self._rids)}"
         if self._down_since is not None and not self._may_probe():
             return self._store_failed(None)
@@ -177,10 +185,10 @@ class RateLimiter:
             return self._store_failed(exc)
         if self._down_since is not None:
             self._recovered()
-        return self._decide(verdict, rid, estimated_tokens, keys, limits, n_mandatory, group_sizes, tags)
+        return self._decide(verdict, rid, estimate, keys, limits, n_mandatory, group_sizes, tags)
 
-    def _decide(self, verdict: Verdict, rid: str, estimate: int, keys: list[str], limits: list[Limit],
-                n_mandatory: int, group_sizes: list[int], tags: Mapping[str, str]) -> Reservation:
+    def _decide(self, verdict: Verdict, rid: str, estimate: int, keys: Sequence[str], limits: Sequence[Limit],
+                n_mandatory: int, group_sizes: Sequence[int], tags: Mapping[str, str]) -> Reservation:
         if not verdict.admitted:
             fired = limits[verdict.fired]
             if fired.tag is not None:  # a bucket per tag value: say which value
@@ -190,8 +198,8 @@ class RateLimiter:
         if verdict.group >= 0:  # charged: the mandatory buckets and the chosen group's
             start = n_mandatory + sum(group_sizes[:verdict.group])
             end = start + group_sizes[verdict.group]
-            keys = keys[:n_mandatory] + keys[start:end]
-            limits = limits[:n_mandatory] + limits[start:end]
+            keys = [*keys[:n_mandatory], *keys[start:end]]
+            limits = [*limits[:n_mandatory], *limits[start:end]]
         return Reservation(rid, estimate, keys, limits, verdict.remaining, verdict.stamp)
 
     def settle_now(self, reservation: Reservation, actual_tokens: int) -> bool:

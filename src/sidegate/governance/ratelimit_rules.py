@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sidegate.policy.compiled import PrincipalInfo
 from sidegate.policy.model import RateLimit
@@ -46,10 +46,18 @@ class Limit:
     tokens: bool
     label: str
     tag: str | None = None
+    # derived once: the unit, and the x-ratelimit-* response header names and limit this bucket gives
+    unit: str = field(init=False, compare=False)
+    limit_header: str = field(init=False, compare=False, repr=False)
+    remaining_header: str = field(init=False, compare=False, repr=False)
+    limit_text: str = field(init=False, compare=False, repr=False)
 
-    @property
-    def unit(self) -> str:
-        return TOKENS if self.tokens else REQUESTS
+    def __post_init__(self) -> None:
+        unit = TOKENS if self.tokens else REQUESTS
+        object.__setattr__(self, "unit", unit)
+        object.__setattr__(self, "limit_header", f"x-ratelimit-limit-{unit}")
+        object.__setattr__(self, "remaining_header", f"x-ratelimit-remaining-{unit}")
+        object.__setattr__(self, "limit_text", str(self.limit))
 
     def describe(self) -> str:
         return f"{self.label}: {self.limit} {self.unit} per minute"
@@ -149,10 +157,17 @@ class Plan:
     mandatory: tuple[Limit, ...]
     tags: tuple[TagLimit, ...]
     groups: tuple[tuple[Limit, ...], ...]
+    empty: bool = field(init=False)
+    # only mandatory buckets (no tag rule, no group): the store call's keys and bounds, ready made
+    fixed: bool = field(init=False)
+    keys: tuple[str, ...] = field(init=False, repr=False)
+    bounds: tuple[int, ...] = field(init=False, repr=False)
 
-    @property
-    def empty(self) -> bool:
-        return not (self.mandatory or self.tags or self.groups)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "empty", not (self.mandatory or self.tags or self.groups))
+        object.__setattr__(self, "fixed", not (self.tags or self.groups))
+        object.__setattr__(self, "keys", tuple(limit.key for limit in self.mandatory))
+        object.__setattr__(self, "bounds", tuple(limit.limit for limit in self.mandatory))
 
 
 def _key(prefix: str, rule: Rule, service: str, unit: str, subject: str) -> str:

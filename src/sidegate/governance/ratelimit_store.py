@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections import OrderedDict
+from collections import deque
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 WINDOW_S = 60.0
 SLOT_S = 0.01
@@ -82,18 +82,15 @@ class _Bucket:
     __slots__ = ("slots", "total")
 
     def __init__(self) -> None:
-        # slot number -> cost admitted in it, oldest first; OrderedDict pops from the front in O(1)
-        self.slots: OrderedDict[int, float] = OrderedDict()
+        # [slot number, cost admitted in it], oldest first
+        self.slots: deque[list[Any]] = deque()
         self.total = 0.0
 
     def purge(self, cutoff: int) -> None:
         """Drop the slots before slot number `cutoff`."""
         slots = self.slots
-        while slots:
-            first = next(iter(slots))
-            if first >= cutoff:
-                return
-            self.total -= slots.pop(first)
+        while slots and slots[0][0] < cutoff:
+            self.total -= slots.popleft()[1]
 
     def wait(self, limit: int, cost: int, now: float) -> float:
         """Seconds until `cost` fits (0: it fits now)."""
@@ -101,7 +98,7 @@ class _Bucket:
         if excess <= 0:
             return 0.0
         freed = 0.0
-        for slot, slot_cost in self.slots.items():
+        for slot, slot_cost in self.slots:
             freed += slot_cost
             if freed >= excess:  # positive even where float rounding kept a slot one tick too long
                 return max(slot * SLOT_S + WINDOW_S - now, _TICK_S)
@@ -111,8 +108,22 @@ class _Bucket:
     def add(self, slot: int, cost: float) -> None:
         if cost:
             slots = self.slots
-            slots[slot] = slots.get(slot, 0.0) + cost
+            if slots and slots[-1][0] == slot:
+                slots[-1][1] += cost
+            else:
+                slots.append([slot, cost])
             self.total += cost
+
+    def give_back(self, slot: int, amount: float) -> None:
+        """Take up to `amount` off what slot `slot` admitted (nothing once it left the window)."""
+        for entry in reversed(self.slots):
+            if entry[0] == slot:
+                returned = min(amount, entry[1])
+                entry[1] -= returned
+                self.total -= returned
+                return
+            if entry[0] < slot:
+                return
 
 
 def _slot(now: float) -> int:
@@ -143,14 +154,6 @@ class MemoryStore(Store):
             if not bucket.slots and bucket.total <= 0:
                 del self.buckets[key]
 
-    def _bucket(self, key: str, cutoff: int) -> _Bucket:
-        bucket = self.buckets.get(key)
-        if bucket is None:
-            bucket = self.buckets[key] = _Bucket()
-        else:
-            bucket.purge(cutoff)
-        return bucket
-
     async def reserve(self, rid: str, keys: Sequence[str], limits: Sequence[int], costs: Sequence[int],
                       n_mandatory: int, group_sizes: Sequence[int]) -> Verdict:
         now = self.clock()
@@ -159,12 +162,22 @@ class MemoryStore(Store):
         if now >= self._next_sweep:
             self._next_sweep = now + _SWEEP_EVERY_S
             self._sweep(cutoff)
-        buckets = [self._bucket(key, cutoff) for key in keys]
+        store = self.buckets
+        buckets = []
+        for key in keys:
+            bucket = store.get(key)
+            if bucket is None:
+                bucket = store[key] = _Bucket()
+            elif bucket.slots and bucket.slots[0][0] < cutoff:
+                bucket.purge(cutoff)
+            buckets.append(bucket)
         wait, fired = 0.0, -1
         for i in range(n_mandatory):
-            w = buckets[i].wait(limits[i], costs[i], now)
-            if w > wait:
-                wait, fired = w, i
+            bucket, limit, cost = buckets[i], limits[i], costs[i]
+            if bucket.total + (cost if cost < limit else limit) > limit:  # else it fits: no wait
+                w = bucket.wait(limit, cost, now)
+                if w > wait:
+                    wait, fired = w, i
         chosen, start = -1, n_mandatory
         if group_sizes:
             group_wait, group_fired = 0.0, -1
@@ -211,12 +224,7 @@ class MemoryStore(Store):
             if delta > 0:
                 bucket.add(_slot(now), delta)
                 continue
-            taken = bucket.slots.get(stamp)
-            if taken is None:  # already out of the window: nothing to give back
-                continue
-            give_back = min(-delta, taken)
-            bucket.slots[stamp] = taken - give_back
-            bucket.total -= give_back
+            bucket.give_back(stamp, -delta)
 
 
 def _redis(url: str) -> Store:

@@ -31,6 +31,8 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         if size > limit:
             raise _too_large(limit)
         chunks.append(chunk)
+        if size == length:  # all of it: no further read to learn that the body ended
+            break
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 

@@ -93,6 +93,9 @@ def _specificity(pattern: str) -> int:
     return len(_PATTERN_CHARS.sub("", pattern))
 
 
+_KNOWN_KEYS = 4096
+
+
 class CompiledPolicy:
     def __init__(self, model: PolicyModel, digest_: str = "") -> None:
         self.model = model
@@ -107,6 +110,7 @@ class CompiledPolicy:
             for name, p in model.principals.items()
             for key in p.keys
         }
+        self._known: dict[str, PrincipalInfo] = {}  # valid keys seen, so each is hashed once per policy
         self.auth_none = model.auth.mode == "none"
         self.default_principal = (
             self.principals.get(model.auth.default_principal or "")
@@ -145,8 +149,14 @@ class CompiledPolicy:
         return found
 
     def principal_for_key(self, token: str) -> PrincipalInfo | None:
+        principal = self._known.get(token)
+        if principal is not None:
+            return principal
         name = self.keys.get(digest(token))
-        return self.principals.get(name) if name else None
+        principal = self.principals.get(name) if name else None
+        if principal is not None and len(self._known) < _KNOWN_KEYS:  # bounded: only valid keys are kept
+            self._known[token] = principal
+        return principal
 
     def visible_models(self, principal: PrincipalInfo) -> list[str]:
         """Names of the model services this principal may use (patterns included as written)."""

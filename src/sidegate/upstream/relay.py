@@ -39,7 +39,8 @@ def response_headers(ctx: RequestContext, reply: Reply, translated: dict[str, st
     headers["x-sidegate-request-id"] = ctx.request_id
     if ctx.reservation is not None and (limits := ctx.reservation.headers()):
         # sidegate's x-ratelimit-* replace the upstream's of the same name, whatever their case
-        headers = {k: v for k, v in headers.items() if k.lower() not in limits}
+        for name in [k for k in headers if k[:12].lower() == "x-ratelimit-" and k.lower() in limits]:
+            del headers[name]
         headers.update(limits)
     return headers
 
