@@ -51,8 +51,11 @@ def _method_ok(request: web.Request, surface: Surface) -> GatewayError | None:
 
 
 def surface_handler(surface: Surface) -> Handler:
+    method = surface.method
+
     async def handler(request: web.Request) -> web.StreamResponse:
-        return await pipeline.handle(request, surface, refusal=_method_ok(request, surface))
+        refusal = None if request.method == method else _method_ok(request, surface)
+        return await pipeline.handle(request, surface, refusal=refusal)
     return handler
 
 

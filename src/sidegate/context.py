@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sidegate.ingress.base import ApiFormat, TokenUsage
@@ -25,6 +26,19 @@ def new_request_id() -> str:
     per millisecond tell requests apart; `random` is reseeded in forked children)."""
     ms = time.time_ns() // 1_000_000
     return f"{(ms << 80) | (0x7 << 76) | (random.getrandbits(12) << 64) | (0b10 << 62) | random.getrandbits(62):032x}"
+
+
+_second: list[Any] = [-1, ""]  # the last whole second formatted, and its text
+
+
+def utc_now_iso() -> str:
+    """Now as ISO-8601 UTC with microseconds, like `datetime.now(UTC).isoformat()` but formatting
+    the date and time of day once per second."""
+    now = time.time()
+    second = int(now)
+    if second != _second[0]:
+        _second[0], _second[1] = second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{_second[1]}.{int((now - second) * 1e6):06d}+00:00"
 
 
 @dataclass(slots=True)

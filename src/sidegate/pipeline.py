@@ -12,7 +12,6 @@ Each stage is a small function of the request context that raises `GatewayError`
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 
 import orjson
 import structlog
@@ -20,7 +19,7 @@ from aiohttp import web
 
 from sidegate.auth.authenticate import authenticate
 from sidegate.auth.clients import client_of
-from sidegate.context import RequestContext, new_request_id
+from sidegate.context import RequestContext, new_request_id, utc_now_iso
 from sidegate.errors import GatewayError
 from sidegate.governance.ratelimit import RateLimiter
 from sidegate.governance.routing import resolve
@@ -95,7 +94,7 @@ async def handle(
     state: AppState = request.app[STATE]
     ctx = RequestContext(
         request=request, surface=surface, fmt=surface.fmt, policy=state.policy,
-        request_id=new_request_id(), event_time=datetime.now(UTC).isoformat(),
+        request_id=new_request_id(), event_time=utc_now_iso(),
         url_model=url_model, url_stream=url_stream,
     )
     ctx.user_agent = request.headers.get("user-agent")

@@ -164,8 +164,7 @@ class _Pool:
         if self.client.closed:
             conn.close()
             return
-        conn.idle_since = time.monotonic()
-        conn.parser = httptools.HttpResponseParser(conn)  # a fresh parser for the next answer
+        conn.idle_since = time.monotonic()  # (its parser, after a complete answer, reads the next one)
         self.idle.append(conn)
 
     async def connect(self, timeout_s: float | None) -> _Connection:
@@ -241,7 +240,6 @@ class Http1Client:
             raise
         if total_timeout_s is None:
             response.set_deadline(None, what)  # a stream: from here on, silences are bounded instead
-        response.headers = [(k, v) for k, v in response.raw_headers if k.lower() not in _HOP_HEADERS]
         return response
 
     async def close(self) -> None:
@@ -249,10 +247,3 @@ class Http1Client:
         for pool in self._pools.values():
             pool.close()
         self._pools.clear()
-
-
-# Answer headers that describe the upstream hop, not the answer; sidegate's server sets its own.
-_HOP_HEADERS = frozenset({
-    "connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "date",
-    "server", "proxy-authenticate", "trailer", "upgrade", "alt-svc", "set-cookie", "via",
-})

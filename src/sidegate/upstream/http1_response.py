@@ -13,6 +13,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sidegate.upstream.http1 import _Connection, _Pool
 
+# Answer headers that describe the upstream hop, not the answer; sidegate's server sets its own.
+HOP_HEADERS = frozenset({
+    "connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "date",
+    "server", "proxy-authenticate", "trailer", "upgrade", "alt-svc", "set-cookie", "via",
+})
+_FRAMING = frozenset({"content-length", "transfer-encoding", "content-encoding"})
 _HIGH_WATER = 256 * 1024  # stream bytes buffered before reading from the upstream pauses
 _LOW_WATER = 64 * 1024
 
@@ -35,23 +41,24 @@ class Response:
         "_done",
         "_error",
         "_head",
-        "_idle_timeout_s", "_interim",
+        "_idle_timeout_s",
+        "_interim",
         "_keep_alive",
         "_paused",
         "_pool",
         "_until_eof",
         "_waiter",
         "conn",
+        "framing",
         "headers",
-        "raw_headers",
         "status",
     )
 
     def __init__(self, pool: _Pool, conn: _Connection, idle_timeout_s: float | None) -> None:
         self._pool = pool
         self.conn = conn
-        self.raw_headers: list[tuple[str, str]] = []
-        self.headers: list[tuple[str, str]] = []
+        self.headers: list[tuple[str, str]] = []  # the answer's own, without hop-by-hop ones
+        self.framing: list[tuple[str, str]] = []  # content-length, transfer-encoding, content-encoding
         self.status = 0
         loop = conn.loop
         self._head: asyncio.Future[None] = loop.create_future()
@@ -73,8 +80,13 @@ class Response:
     def header(self, name: str, value: str) -> None:
         if self._complete:
             self._trailing_bytes()
+            return
+        lower = name.lower()
+        if lower in HOP_HEADERS:
+            if lower in _FRAMING:
+                self.framing.append((lower, value))
         else:
-            self.raw_headers.append((name, value))
+            self.headers.append((name, value))
 
     def headers_complete(self, status: int, keep_alive: bool) -> None:
         if self._complete:
@@ -82,12 +94,12 @@ class Response:
             return
         if status < 200:  # an interim answer (103 Early Hints, 100 Continue): the real one follows
             self._interim = True
-            self.raw_headers.clear()
+            self.headers.clear()
+            self.framing.clear()
             return
         self.status, self._keep_alive = status, keep_alive
         length = chunked = False
-        for name, value in self.raw_headers:
-            lower = name.lower()
+        for lower, value in self.framing:
             if lower == "content-length":
                 length = True
             elif lower == "transfer-encoding":
