@@ -89,8 +89,7 @@ class Reservation:
         for best in tightest:
             if best is not None:
                 remaining, _, limit = best
-                headers[limit.limit_header] = limit.limit_text
-                headers[limit.remaining_header] = str(max(0, remaining))
+                headers.update(_headers_for(limit, remaining))
         return headers
 
 

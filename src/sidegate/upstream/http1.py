@@ -107,12 +107,6 @@ class _Connection(asyncio.Protocol):
         if response is not None:
             response.connection_lost(exc)
 
-    def pause_writing(self) -> None:  # request bodies are written whole; the transport buffers them
-        pass
-
-    def resume_writing(self) -> None:
-        pass
-
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
         assert self.response is not None
