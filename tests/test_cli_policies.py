@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -207,3 +208,16 @@ async def test_upper_case_key_hash_authenticates(gateway) -> None:
             json={"model": "echo", "messages": [{"role": "user", "content": "hi"}]}) as r:
         assert r.status == 200, await r.text()
     assert (await gw.row())["requester"] == "carol"
+
+
+def test_schema_for_editors_beside_the_policies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's editor set-up: the schema written into the policy directory is not read as a
+    policy, and the yaml-language-server line is only a comment to sidegate."""
+    assert main(["schema"]) == 0
+    schema = capsys.readouterr().out
+    assert json.loads(schema)["title"] == "sidegate policy"
+    directory = write(tmp_path / "policies", {"main.yaml": "# yaml-language-server: $schema=./policy.schema.json\n"
+                                              + KEYED})
+    (directory / "policy.schema.json").write_text(schema)
+    assert main(["validate", str(directory)]) == 0
+    assert capsys.readouterr().out.startswith(f"{directory}: OK (1 file, 1 provider,")
