@@ -111,7 +111,8 @@ def parser() -> argparse.ArgumentParser:
         description="Check a policy directory as serve would load it. Exit status 0 when it is valid (warnings "
         "are printed on stderr), 1 with file:line problems on stderr when it is not.")
     where = validate.add_mutually_exclusive_group()
-    where.add_argument("directory", nargs="?", help="the policy directory (the same as --policies DIR)")
+    where.add_argument("directory", nargs="?", metavar="DIR",
+                       help="the policy directory (the same as --policies DIR)")
     add_policies_option(where)
     validate.set_defaults(run=_validate)
     hash_key = commands.add_parser("hash-key", help="print the sha256: form of a key read from stdin")
