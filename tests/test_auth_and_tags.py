@@ -135,15 +135,16 @@ async def test_every_credential_form_authenticates(env, family, form):
 @pytest.mark.parametrize(("headers", "query", "who"), [
     # a valid X-Sidegate-Token wins over an invalid Bearer (passthrough callers send both)
     ({"X-Sidegate-Token": KEY, "Authorization": "Bearer sk-ant-oat-someone-elses"}, {}, "alice@example.com"),
-    ({"X-Sidegate-Token": KEY, "Authorization": f"Bearer {BOT_KEY}"}, {}, "alice@example.com"),
-    ({"X-Sidegate-Token": KEY, "X-Databricks-AI-Gateway-Token": BOT_KEY}, {}, "alice@example.com"),
-    ({"Authorization": f"Bearer {BOT_KEY}", "x-api-key": KEY}, {}, "ci-bot"),
-    ({"x-api-key": BOT_KEY, "x-goog-api-key": KEY}, {"key": KEY}, "ci-bot"),
+    # beside it, the same key again or a credential that is no sidegate key (two keys: test_ambiguous_credentials)
+    ({"X-Sidegate-Token": KEY, "Authorization": f"Bearer {KEY}"}, {}, "alice@example.com"),
+    ({"X-Sidegate-Token": KEY, "X-Databricks-AI-Gateway-Token": "not-a-key"}, {}, "alice@example.com"),
+    ({"Authorization": f"Bearer {BOT_KEY}", "x-api-key": "sk-provider-key"}, {}, "ci-bot"),
+    ({"x-api-key": BOT_KEY, "x-goog-api-key": "AIza-provider-key"}, {"key": BOT_KEY}, "ci-bot"),
     ({"x-goog-api-key": KEY}, {"key": "wrong"}, "alice@example.com"),
     # an Authorization header that carries no token is not a credential: the next form is used
     ({"Authorization": basic("token", ""), "x-api-key": KEY}, {}, "alice@example.com"),
     ({"Authorization": "Basic !!!not-base64", "x-api-key": BOT_KEY}, {}, "ci-bot"),
-], ids=["sidegate-over-bad-bearer", "sidegate-over-bearer", "sidegate-over-databricks", "bearer-over-x-api-key",
+], ids=["sidegate-over-bad-bearer", "same-key-twice", "sidegate-over-databricks", "bearer-over-x-api-key",
         "x-api-key-over-goog", "goog-over-query", "empty-basic-skipped", "bad-basic-skipped"])
 async def test_first_credential_present_wins(env, headers, query, who):
     answer = await post(env, OPENAI, headers, query)

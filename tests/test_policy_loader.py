@@ -162,7 +162,7 @@ def test_missing_or_empty_directory_is_an_error(tmp_path: Path) -> None:
     for name, problem in (
         ("nope", "the policy directory does not exist"),
         ("a.yaml", "the policy directory is not a directory"),
-        ("empty", "no *.yaml policy files in the directory"),
+        ("empty", "no *.yaml or *.yml policy files in the directory"),
     ):
         write(tmp_path, {"a.yaml": PROVIDERS})
         write(tmp_path / "empty", {"notes.txt": "hello"})

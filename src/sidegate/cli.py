@@ -7,8 +7,24 @@ import asyncio
 import getpass
 import os
 import sys
+from typing import Any
 
-DEFAULT_POLICIES = os.environ.get("SIDEGATE_POLICIES", "policies")
+POLICIES_ENV = "SIDEGATE_POLICIES"
+
+
+def default_policies() -> str:
+    """Where every command looks for the policy directory when not told: $SIDEGATE_POLICIES, else ./policies."""
+    return os.environ.get(POLICIES_ENV) or "policies"
+
+
+def add_policies_option(parser: Any, help_text: str = "the policy directory") -> None:
+    """The one `--policies DIR` option of serve, validate and usage (a parser or an argument group)."""
+    parser.add_argument("--policies", metavar="DIR", default=default_policies(),
+                        help=f"{help_text} (default: ${POLICIES_ENV}, else ./policies; now: %(default)s)")
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -41,15 +57,20 @@ def _validate(args: argparse.Namespace) -> int:
     from sidegate.policy.compiled import CompiledPolicy
     from sidegate.policy.loader import PolicyError, load_policy_dir
 
+    directory = args.directory or args.policies
     try:
-        loaded = load_policy_dir(args.directory)
+        loaded = load_policy_dir(directory)
         CompiledPolicy(loaded.model, loaded.digest)
     except PolicyError as exc:
         print(str(exc), file=sys.stderr)
         return 1
+    for warning in loaded.warnings:
+        print(warning, file=sys.stderr)
     model = loaded.model
-    print(f"{args.directory}: OK ({len(loaded.files)} files, {len(model.providers)} providers, "
-          f"{len(model.models)} model services, {len(model.principals)} principals)")
+    counts = ", ".join((plural(len(loaded.files), "file"), plural(len(model.providers), "provider"),
+                        plural(len(model.models), "model service"), plural(len(model.principals), "principal")))
+    verdict = f"OK with {plural(len(loaded.warnings), 'warning')}" if loaded.warnings else "OK"
+    print(f"{directory}: {verdict} ({counts})")
     return 0
 
 
@@ -76,7 +97,7 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="sidegate", description="Governance sidecar for LLM traffic.")
     commands = top.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the API surfaces with a policy directory")
-    serve.add_argument("--policies", default=DEFAULT_POLICIES, help="policy directory (default: %(default)s)")
+    add_policies_option(serve)
     serve.add_argument("--listen", help="HOST:PORT, overriding server.listen")
     serve.add_argument("--watch-interval", type=float, default=1.0, metavar="SECONDS",
                        help="how often to look for policy file changes; 0 turns the watch off (SIGHUP "
@@ -85,8 +106,14 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True,
                        help="one log line per request (default: on; it follows --log-level info)")
     serve.set_defaults(run=_serve)
-    validate = commands.add_parser("validate", help="check a policy directory, as serve would")
-    validate.add_argument("directory")
+    validate = commands.add_parser(
+        "validate", help="check a policy directory, as serve would",
+        description="Check a policy directory as serve would load it. Exit status 0 when it is valid (warnings "
+        "are printed on stderr), 1 with file:line problems on stderr when it is not.")
+    where = validate.add_mutually_exclusive_group()
+    where.add_argument("directory", nargs="?", metavar="DIR",
+                       help="the policy directory (the same as --policies DIR)")
+    add_policies_option(where)
     validate.set_defaults(run=_validate)
     hash_key = commands.add_parser("hash-key", help="print the sha256: form of a key read from stdin")
     hash_key.set_defaults(run=_hash_key)
@@ -94,7 +121,7 @@ def parser() -> argparse.ArgumentParser:
     schema.set_defaults(run=_schema)
     from sidegate.telemetry.usage_cli import add_usage_command
 
-    add_usage_command(commands, DEFAULT_POLICIES)
+    add_usage_command(commands, add_policies_option)
     return top
 
 

@@ -1,12 +1,22 @@
-"""Reading a caller's sidegate credential from a request (DESIGN §2, first match wins)."""
+"""Reading a caller's sidegate credential from a request (DESIGN §2, first match wins).
+
+A request carries at most one value of each credential header (and of `?key=`): a header sent twice
+is ambiguous, even with the same value twice, because a proxy or client that appends a header may
+have meant either. Different credential headers may be sent together (a `credentials: passthrough`
+caller names itself with `X-Sidegate-Token` and sends its provider credential in `Authorization`);
+`authenticate` refuses them only when they name two different sidegate keys.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import hashlib
-from collections.abc import Mapping
 from dataclasses import dataclass
+
+from multidict import MultiMapping
+
+from sidegate.errors import GatewayError
 
 # Headers that carry a credential of some kind. None of them is ever forwarded upstream as is:
 # the provider's own credential replaces them, or, for `credentials: passthrough` providers, the
@@ -15,12 +25,17 @@ SIDEGATE_HEADERS = ("x-sidegate-token", "x-databricks-ai-gateway-token")
 PROVIDER_CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key")
 CREDENTIAL_HEADERS = frozenset(SIDEGATE_HEADERS + PROVIDER_CREDENTIAL_HEADERS)
 QUERY_KEY = "key"
+_PRECEDENCE = SIDEGATE_HEADERS + PROVIDER_CREDENTIAL_HEADERS  # first match wins
 
 
 @dataclass(frozen=True, slots=True)
 class Presented:
     token: str
     source: str  # lower-case header name, or "?key"
+
+
+def ambiguous(message: str) -> GatewayError:
+    return GatewayError(401, "ambiguous_credentials", message + "; send one sidegate credential")
 
 
 def _from_authorization(value: str) -> str | None:
@@ -39,24 +54,31 @@ def _from_authorization(value: str) -> str | None:
     return None
 
 
-def presented_credential(headers: Mapping[str, str], query: Mapping[str, str]) -> Presented | None:
-    for name in SIDEGATE_HEADERS:
-        value = headers.get(name)
-        if value:
-            return Presented(value.strip(), name)
-    auth = headers.get("authorization")
-    if auth:
-        token = _from_authorization(auth)
+def _repeated(where: str, values: list[str]) -> GatewayError:
+    return ambiguous(f"{where} is sent {len(values)} times")
+
+
+def presented_credentials(headers: MultiMapping[str], query: MultiMapping[str]) -> list[Presented]:
+    """Every credential the request carries, in precedence order: the first is the one that counts.
+    Raises GatewayError (401 `ambiguous_credentials`) when one header, or `?key=`, comes twice."""
+    found: list[Presented] = []
+    for name in _PRECEDENCE:  # on the hot path: kept to one lookup per name
+        values = headers.getall(name, None)
+        if values is None:
+            continue
+        if len(values) > 1:
+            raise _repeated(f"the {name} header", values)
+        token = _from_authorization(values[0]) if name == "authorization" else values[0].strip()
         if token:
-            return Presented(token, "authorization")
-    for name in ("x-api-key", "x-goog-api-key"):
-        value = headers.get(name)
-        if value:
-            return Presented(value.strip(), name)
-    key = query.get(QUERY_KEY)
-    if key:
-        return Presented(key, "?key")
-    return None
+            found.append(Presented(token, name))
+    if query:
+        keys = query.getall(QUERY_KEY, None)
+        if keys is not None:
+            if len(keys) > 1:
+                raise _repeated("the ?key= parameter", keys)
+            if keys[0]:
+                found.append(Presented(keys[0], "?key"))
+    return found
 
 
 def hash_key(token: str) -> str:

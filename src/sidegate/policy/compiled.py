@@ -158,6 +158,10 @@ class CompiledPolicy:
             self._known[token] = principal
         return principal
 
+    def is_key(self, token: str) -> bool:
+        """Whether `token` is any principal's sidegate key."""
+        return token in self._known or digest(token) in self.keys
+
     def visible_models(self, principal: PrincipalInfo) -> list[str]:
         """Names of the model services this principal may use (patterns included as written)."""
         names = [n for n, s in self.exact.items() if s.allows(principal)]

@@ -54,6 +54,7 @@ class LoadedPolicy:
     model: PolicyModel
     files: tuple[Path, ...]  # the policy files loaded, in name order
     digest: str  # sha256 over file names and contents: equal digests mean a no-op reload
+    warnings: tuple[str, ...] = ()  # `file:line: warning: message`: valid, but likely not what was meant
 
 
 @dataclass(frozen=True, order=True)
@@ -94,7 +95,7 @@ def load_policy_dir(path: str | os.PathLike[str], env: Mapping[str, str] | None 
     except OSError as exc:
         raise PolicyError(f"{directory}: cannot read the policy directory: {exc.strerror or exc}") from exc
     if not files:
-        raise PolicyError(f"{directory}: no *.yaml policy files in the directory")
+        raise PolicyError(f"{directory}: no *.yaml or *.yml policy files in the directory")
 
     problems = _Problems()
     texts, digest = _read(files, problems)
@@ -113,7 +114,8 @@ def load_policy_dir(path: str | os.PathLike[str], env: Mapping[str, str] | None 
     for key_path, message in _reference_problems(model, locate):
         problems.add(locate(key_path), at(key_path, message))
     problems.raise_if_any()
-    return LoadedPolicy(model=model, files=tuple(files), digest=digest)
+    warnings = tuple(f"{where}: warning: {message}" for where, message in _warnings(model, locate))
+    return LoadedPolicy(model=model, files=tuple(files), digest=digest, warnings=warnings)
 
 
 def directory_fingerprint(path: str | os.PathLike[str]) -> tuple[tuple[str, int, int], ...]:
@@ -359,6 +361,17 @@ def _keys_held_twice(model: PolicyModel, locate: Locate) -> Iterator[tuple[KeyPa
             first = first_holder.setdefault(key, key_path)
             if first[1] != name:
                 yield key_path, f"this key is also assigned to principal {first[1]!r} at {locate(first)}"
+
+
+def _warnings(model: PolicyModel, locate: Locate) -> Iterator[tuple[Location, str]]:
+    """A policy that loads but cannot serve anyone."""
+    if model.auth.mode == "keys" and not any(p.keys for p in model.principals.values()):
+        where = locate(("principals",))
+        yield (where if where.line else locate(("auth", "mode"))), (
+            "auth.mode is keys but no principal has a key: every request will be refused (401); add keys "
+            "(`sidegate hash-key`) or use auth: {mode: none, default_principal: NAME}")
+    if not model.models:
+        yield locate(("models",)), "no model services are defined (models:): every request will be refused"
 
 
 # ----------------------------------------------------------------------------------------- helpers

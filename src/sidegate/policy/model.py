@@ -79,12 +79,13 @@ class Principal(Strict):
     @field_validator("keys")
     @classmethod
     def _keys(cls, v: list[str]) -> list[str]:
-        for k in v:
+        keys = [k.lower() for k in v]  # hex digits in either case (some tools print upper case)
+        for k in keys:
             if not KEY_HASH.match(k):
                 raise ValueError(
                     "keys must be stored hashed as 'sha256:<64 hex digits>' (use `sidegate hash-key`)"
                 )
-        return v
+        return keys
 
 
 ProviderKind = Literal["openai", "anthropic", "gemini", "databricks", "mock"]

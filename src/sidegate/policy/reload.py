@@ -22,6 +22,8 @@ Listener = Callable[[CompiledPolicy], Awaitable[None]]
 
 def load_compiled(directory: Path) -> CompiledPolicy:
     loaded = load_policy_dir(directory)
+    for warning in loaded.warnings:
+        log.warning("policy warning", warning=warning)
     return CompiledPolicy(loaded.model, loaded.digest)
 
 

@@ -28,7 +28,7 @@ def policy_json_schema() -> dict[str, Any]:
     generated = PolicyModel.model_json_schema()
     generated.pop("title", None)
     generated["description"] = (
-        "One file of a sidegate policy directory. sidegate loads every *.yaml file of the directory "
+        "One file of a sidegate policy directory. sidegate loads every *.yaml and *.yml file of the directory "
         "and merges them: map sections entry by entry (an entry may be defined in one file only), "
         "list sections concatenated in file-name order. ${VAR} and ${VAR:-default} expand from the "
         "environment."

@@ -97,12 +97,12 @@ def run_usage(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_usage_command(commands: Any, default_policies: str) -> None:
-    """Add `usage` to the `sidegate` subcommands (an argparse subparsers object)."""
+def add_usage_command(commands: Any, add_policies: Callable[[Any, str], None]) -> None:
+    """Add `usage` to the `sidegate` subcommands (an argparse subparsers object); `add_policies` adds
+    the `--policies` option every command shares."""
     usage = commands.add_parser("usage", help="totals of the usage table per principal, model, tag, client or day")
     where = usage.add_mutually_exclusive_group()
-    where.add_argument("--policies", default=default_policies,
-                       help="read the store named by this policy directory's usage.store (default: %(default)s)")
+    add_policies(where, "read the store named by this policy directory's usage.store")
     where.add_argument("--store", metavar="URL", help="read this usage store instead (sqlite://, jsonl://, "
                        "postgresql://)")
     usage.add_argument("--since", type=_argument(parse_since), default="24h", metavar="WHEN",

@@ -2,6 +2,9 @@
 
 Pure and fast (no I/O, no sleeps): it serves offline demos, the default policy, tests and benchmarks.
 
+* A request its API could not accept (no ``messages``, ``"messages": "hi"``, Anthropic without
+  ``max_tokens``, …) gets a 400 in that API's own words and error shape, naming the field
+  (:mod:`sidegate.upstream.mock_validate`).
 * The answer echoes the text of the last user message (or a greeting when there is none).
 * A prompt whose text (any line of it) starts with ``mock:error:<status>`` gets that HTTP status with
   the format's own error body: a scripted way to exercise fallbacks.
@@ -23,6 +26,7 @@ import orjson
 
 from sidegate import apis
 from sidegate.upstream import mock_formats as fmt
+from sidegate.upstream.mock_validate import CHECKS
 
 JSON = "application/json"
 SSE = "text/event-stream"
@@ -63,6 +67,8 @@ def _parts_text(parts: Any) -> str:
 
 
 def _last_user(messages: Any, role_key: str, roles: tuple[str | None, ...], content_key: str) -> str:
+    if isinstance(messages, dict):  # Gemini's `contents` may be one Content rather than a list
+        messages = [messages]
     if not isinstance(messages, list):
         return ""
     for message in reversed(messages):
@@ -268,11 +274,9 @@ def _embedding_inputs(raw: Any) -> list[tuple[bytes, int, str]]:
 def _openai_embeddings(body: dict[str, Any], model: str, stream: bool) -> MockReply:
     inputs = _embedding_inputs(body.get("input"))
     if not inputs:
-        return _error(
-            fmt.openai_error,
-            400,
-            "'input' must be a non-empty string, array of strings, array of tokens or array of token arrays.",
-        )
+        message = "'$.input' is invalid: expected a string, an array of strings, an array of tokens or an " \
+            "array of token arrays, not empty."
+        return MockReply(400, JSON, fmt.openai_error(400, message, param="input", code="invalid_type"), None)
     status = _error_status(inputs[0][2])
     if status is not None:
         return _error(fmt.openai_error, status)
@@ -294,11 +298,8 @@ def _gemini_embed(body: dict[str, Any], model: str, stream: bool) -> MockReply:
 
 
 def _gemini_batch_embed(body: dict[str, Any], model: str, stream: bool) -> MockReply:
-    requests = body.get("requests")
-    if not isinstance(requests, list) or not requests or not all(isinstance(r, dict) for r in requests):
-        return _error(fmt.gemini_error, 400, "'requests' must be a non-empty array of EmbedContentRequest.")
     vectors = []
-    for item in requests:
+    for item in body["requests"]:  # a non-empty list of objects (mock_validate)
         reply = _gemini_embed(item, model, stream)
         if reply.status != 200:
             return reply
@@ -335,4 +336,8 @@ def mock_reply(api: str, body: dict[str, Any], model: str, stream: bool) -> Mock
     handler = _HANDLERS.get(api)
     if handler is None:
         raise ValueError(f"the mock provider does not serve API {api!r}")
-    return handler(body if isinstance(body, dict) else {}, model, stream)
+    body = body if isinstance(body, dict) else {}
+    invalid = CHECKS[api](body)
+    if invalid is not None:
+        return MockReply(400, JSON, invalid, None)
+    return handler(body, model, stream)

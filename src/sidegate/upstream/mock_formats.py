@@ -377,11 +377,11 @@ _GEMINI_ERRORS = {
 # fmt: on
 
 
-def openai_error(status: int, message: str) -> bytes:
-    kind, code = _OPENAI_ERRORS.get(
+def openai_error(status: int, message: str, param: str | None = None, code: str | None = None) -> bytes:
+    kind, default_code = _OPENAI_ERRORS.get(
         status, ("server_error" if status >= 500 else "invalid_request_error", None)
     )
-    return _dumps({"error": {"message": message, "type": kind, "param": None, "code": code}})
+    return _dumps({"error": {"message": message, "type": kind, "param": param, "code": code or default_code}})
 
 
 def anthropic_error(status: int, message: str) -> bytes:
