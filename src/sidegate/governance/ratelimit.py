@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 
@@ -125,7 +124,10 @@ class RateLimiter:
             previous._owns_store = False
         else:
             store = open_store(config.url)
-        return cls(model.rate_limits, store, on_error=config.on_error)
+        limiter = cls(model.rate_limits, store, on_error=config.on_error)
+        if store.health.failing:  # an outage in progress goes on: probe once a second, not per request
+            limiter._down_since = limiter.clock()
+        return limiter
 
     def plan(self, principal: PrincipalInfo, service: str, model: str | None = None) -> Plan:
         """The buckets for this principal and model service (computed once, then cached).
@@ -238,6 +240,20 @@ class RateLimiter:
         if self._down_since is not None:
             self._recovered()
 
+    async def probe(self) -> None:
+        """Check that the store answers (for /readyz): a failure starts or continues an outage,
+        a success ends one, exactly as a request's call would."""
+        try:
+            await self.store.ping()
+        except StoreUnavailable as exc:
+            if self._down_since is None:
+                self._failed(exc)
+            else:
+                self.store.health.failed(exc, on_error=self.on_error)
+            return
+        if self._down_since is not None:
+            self._recovered()
+
     async def close(self) -> None:
         if self._owns_store:
             await self.store.close()
@@ -261,14 +277,12 @@ class RateLimiter:
         if self._down_since is None:
             self._down_since = self.clock()
             self._probe_at = self._down_since + PROBE_INTERVAL_S
-            log.warning("rate limit store unavailable", store=_redacted(self.store.url), error=str(exc),
-                        on_error=self.on_error)
+        self.store.health.failed(exc, on_error=self.on_error)  # logs the start, then every minute
 
     def _recovered(self) -> None:
         assert self._down_since is not None
-        log.info("rate limit store recovered", store=_redacted(self.store.url),
-                 outage_s=round(self.clock() - self._down_since, 3), failed_calls=self._failures)
         self._down_since = None
+        self.store.health.ok(failed_calls=self._failures)
         self._failures = 0
 
     def _store_failed(self, exc: StoreUnavailable | None) -> Reservation:
@@ -282,12 +296,3 @@ class RateLimiter:
                            "Rate limits cannot be checked right now (the rate limit store is unreachable); "
                            "retry shortly.", headers={"Retry-After": "1"})
 
-
-def _redacted(url: str) -> str:
-    """A store URL without its password, for logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
