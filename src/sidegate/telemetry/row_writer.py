@@ -202,7 +202,8 @@ class RowWriter(Generic[R]):
             try:
                 async with self._io_lock:
                     await self._spill_excess()
-                    if self._has_work() and loop.time() >= self._next_attempt:
+                    # a store that failed to open is retried without rows too, so its health is current
+                    if (self._has_work() or not self._store_open) and loop.time() >= self._next_attempt:
                         await self._attempt()
             except Exception as exc:  # a bug here must not kill the writer
                 log.error(f"{self._what} writer loop error", error=repr(exc))
