@@ -267,3 +267,15 @@ async def test_too_many_headers_is_431(gateway, serve):
                                 + b"\r\n")
     answer = json.loads(body)["error"]
     assert (status, answer["code"], answer["details"][0]["reason"]) == (431, 431, "request_header_too_large")
+
+
+async def test_an_operations_handler_failing_answers_a_json_500(gateway, serve, monkeypatch):
+    async def broken(request: web.Request) -> web.Response:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr("sidegate.app.healthz", broken)
+    gw = await gateway(MODELS)
+    origin = await serve(gw.state)
+    status, content_type, body, _ = await call("GET", origin + "/healthz")
+    assert (status, content_type, openai_code(body)) == (500, "application/json", "internal_error")
+    assert "secret internals" not in json.dumps(body) and "Traceback" not in json.dumps(body)
