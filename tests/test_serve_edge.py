@@ -95,5 +95,6 @@ async def test_serve_start_up_lines_admin_port_and_json_edge(served) -> None:
     writer.write(b"\x16\x03\x01 not http at all\r\n\r\n")  # a TLS hello to a plain-HTTP port
     answer = await asyncio.wait_for(reader.read(), 10)
     writer.close()
-    assert answer.startswith((b"HTTP/1.0 400", b"HTTP/1.1 400")) and b"application/json" in answer and b'"bad_request"' in answer
+    assert answer.startswith((b"HTTP/1.0 400", b"HTTP/1.1 400"))
+    assert b"application/json" in answer and b'"bad_request"' in answer
     assert "zzzz" not in proc.log.read_text()  # the refused header is not logged either
