@@ -521,3 +521,28 @@ async def test_refusal_renders_as_429_in_the_callers_shape(family: str):
 ])
 def test_estimate_request_tokens(api: str, body: dict[str, Any], expected: int):
     assert estimate_request_tokens(api, body) == expected
+
+
+async def test_probe_follows_the_store_without_counting_request_errors():
+    clock = Clock()
+    store = CountingStore(clock)
+    limiter = make({"key": "user_default", "requests_per_minute": 10}, clock=clock, store=store, on_error="deny")
+
+    async def failing_ping() -> None:
+        if store.down:
+            raise StoreUnavailable("ConnectionError: refused")
+    store.ping = failing_ping  # type: ignore[method-assign]
+    await limiter.probe()
+    assert not store.health.failing
+    store.down = True
+    with capture_logs() as logs:
+        await limiter.probe()
+        assert store.health.failing and limiter.store_errors == 0
+        with pytest.raises(GatewayError):  # the outage the probe found spares the store a call
+            await limiter.reserve(ALICE, "gpt-5", {}, 0)
+        assert store.calls == 0 and limiter.store_errors == 1
+        store.down = False
+        await limiter.probe()
+    assert not store.health.failing
+    assert [e["event"] for e in logs] == ["rate limit store unavailable", "rate limit store recovered"]
+    assert (await limiter.reserve(ALICE, "gpt-5", {}, 0)).charged and store.calls == 1

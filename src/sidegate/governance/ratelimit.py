@@ -8,9 +8,10 @@ with Retry-After and the rule that fired). `settle` replaces the token estimate 
 
 When the store fails, `on_error` decides (allow: admit unchecked; deny: 503) and the limiter stops
 calling the store for a second at a time, so an outage costs no round trips and no reconnect storm;
-the next call after that second probes the store, and success ends the outage. Each outage is
-logged once (a warning when it starts, an info line when it ends); `store_errors` counts the calls
-that could not use the store.
+the next call after that second probes the store, and success ends the outage. `probe` (/readyz)
+tries the store the same way without a request. The store's `health` logs each outage (a warning
+when it starts, a reminder every minute while it lasts, an info line when it ends) and is what
+/readyz shows; `store_errors` counts the requests' calls that could not use the store.
 """
 
 from __future__ import annotations
@@ -246,10 +247,7 @@ class RateLimiter:
         try:
             await self.store.ping()
         except StoreUnavailable as exc:
-            if self._down_since is None:
-                self._failed(exc)
-            else:
-                self.store.health.failed(exc, on_error=self.on_error)
+            self._failed(exc, count=False)  # not a request's call: store_errors does not count it
             return
         if self._down_since is not None:
             self._recovered()
@@ -272,8 +270,9 @@ class RateLimiter:
         self.store_errors += 1
         self._failures += 1
 
-    def _failed(self, exc: StoreUnavailable) -> None:
-        self._count_failure()
+    def _failed(self, exc: StoreUnavailable, count: bool = True) -> None:
+        if count:
+            self._count_failure()
         if self._down_since is None:
             self._down_since = self.clock()
             self._probe_at = self._down_since + PROBE_INTERVAL_S
