@@ -279,3 +279,12 @@ async def test_an_operations_handler_failing_answers_a_json_500(gateway, serve, 
     status, content_type, body, _ = await call("GET", origin + "/healthz")
     assert (status, content_type, openai_code(body)) == (500, "application/json", "internal_error")
     assert "secret internals" not in json.dumps(body) and "Traceback" not in json.dumps(body)
+
+
+@pytest.mark.parametrize(("admin", "policy"), [(False, ""), (False, "server: {path_prefix: ''}\n"), (True, "")])
+async def test_a_target_no_path_pattern_matches_answers_json(gateway, serve, admin, policy):
+    gw = await gateway(MODELS + policy)
+    origin = await serve(gw.state, admin)
+    status, headers, body = await raw(origin, b"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert (status, headers["content-type"], json.loads(body)["error"]["code"]) == (404, "application/json",
+                                                                                   "not_found")

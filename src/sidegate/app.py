@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import structlog
 from aiohttp import web
+from aiohttp.web_urldispatcher import DynamicResource
 
 from sidegate import pipeline
 from sidegate.context import new_request_id
@@ -188,6 +189,21 @@ _ALL_OPERATIONS = frozenset(("/healthz", "/readyz", "/metrics"))
 OPERATIONS = web.AppKey("sidegate_operations", frozenset)  # the operations paths an app serves
 
 
+class _AnyPath(DynamicResource):
+    """Every request target, also those no path pattern matches (`OPTIONS *`)."""
+
+    def _match(self, path: str) -> dict[str, str] | None:
+        return {"tail": path}
+
+
+def add_fallback(app: web.Application, handler: Handler) -> None:
+    """`handler` answers what no other route takes. The router tries it last (it is indexed under
+    "/"), so it costs the requests that another route takes nothing."""
+    resource = _AnyPath("/{tail:.*}")
+    app.router.register_resource(resource)
+    resource.add_route("*", handler)
+
+
 def build_app(state: AppState) -> web.Application:
     app = web.Application(client_max_size=1 << 62)  # sidegate enforces its own limit, per policy
     app[STATE] = state
@@ -205,8 +221,7 @@ def build_app(state: AppState) -> web.Application:
         app.router.add_route("*", prefix + surface.path, surface_handler(surface))
     app.router.add_route("*", prefix + GEMINI_PATH, gemini_handler)
     app.router.add_route("*", prefix + "/{tail:.*}", unknown_handler)
-    if prefix:
-        app.router.add_route("*", "/{tail:.*}", stray_handler(f"; API paths start with {prefix}/"))
+    add_fallback(app, stray_handler(f"; API paths start with {prefix}/" if prefix else ""))
     return app
 
 
@@ -214,7 +229,7 @@ def build_admin_app(state: AppState) -> web.Application:
     app = web.Application()
     app[STATE] = state
     add_operations(app, _ALL_OPERATIONS)
-    app.router.add_route("*", "/{tail:.*}", stray_handler(" (this port serves /healthz, /readyz and /metrics)"))
+    add_fallback(app, stray_handler(" (this port serves /healthz, /readyz and /metrics)"))
     return app
 
 
