@@ -1,5 +1,10 @@
-"""The aiohttp application: routes from the surface registry, operations endpoints, and the
-process lifecycle (start, reload on SIGHUP or file change, graceful stop on SIGTERM)."""
+"""The aiohttp applications and the process lifecycle (start, reload on SIGHUP or file change,
+graceful stop on SIGTERM).
+
+The API app routes the surface registry's paths under the prefix; the operations endpoints
+(/healthz, /readyz, /metrics) are on it too unless `server.admin_listen` puts them on an admin app
+of their own. Whatever no route takes, on either app, answers JSON in the shape of the API family
+its path looks like: under the prefix through the pipeline (recorded), elsewhere directly."""
 
 from __future__ import annotations
 
@@ -74,10 +79,7 @@ async def gemini_handler(request: web.Request) -> web.StreamResponse:
 
 
 async def unknown_handler(request: web.Request) -> web.StreamResponse:
-    prefix = request.app[STATE].policy.prefix
-    tail = request.path[len(prefix):] if request.path.startswith(prefix) else request.path
-    surface = _UNKNOWN[family_for_path(tail)]
-    return await pipeline.handle(request, surface, refusal=GatewayError(
+    return await pipeline.handle(request, _UNKNOWN[_family(request)], refusal=GatewayError(
         404, "not_found", f"no sidegate API at {request.method} {request.path}"))
 
 
@@ -93,6 +95,7 @@ _READ_METHODS = frozenset(("GET", "HEAD"))
 
 
 def _family(request: web.Request) -> str:
+    """The API family a path looks like (by its first segment under the prefix)."""
     prefix = request.app[STATE].policy.prefix
     path = request.path
     return family_for_path(path[len(prefix):] if prefix and path.startswith(prefix) else path)
@@ -113,11 +116,9 @@ def stray_response(request: web.Request, err: GatewayError) -> web.Response:
 
 
 def stray_handler(hint: str = "") -> Handler:
-    """Every path outside the API and the operations endpoints: a JSON 404 (405 for an operations
-    path asked with another method), never aiohttp's text page. `hint` ends the 404's message."""
+    """Every request target outside the API and the operations endpoints: a JSON 404, never
+    aiohttp's text page. `hint` ends its message."""
     async def stray(request: web.Request) -> web.StreamResponse:
-        if request.path in request.app[OPERATIONS]:
-            return stray_response(request, _method_not_allowed(request))
         return stray_response(request, GatewayError(
             404, "not_found", f"no sidegate endpoint at {request.method} {request.path}{hint}"))
     return stray
@@ -179,14 +180,12 @@ def operation(handler: Handler) -> Handler:
 
 
 def add_operations(app: web.Application, paths: frozenset[str]) -> None:
-    app[OPERATIONS] = paths
     for path, handler in (("/healthz", healthz), ("/readyz", readyz), ("/metrics", metrics_handler)):
         if path in paths:
             app.router.add_route("*", path, operation(handler))
 
 
 _ALL_OPERATIONS = frozenset(("/healthz", "/readyz", "/metrics"))
-OPERATIONS = web.AppKey("sidegate_operations", frozenset)  # the operations paths an app serves
 
 
 class _AnyPath(DynamicResource):
