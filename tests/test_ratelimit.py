@@ -3,6 +3,7 @@ the sliding window, token reservations and settlement, store outages, headers, e
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -546,3 +547,17 @@ async def test_probe_follows_the_store_without_counting_request_errors():
     assert not store.health.failing
     assert [e["event"] for e in logs] == ["rate limit store unavailable", "rate limit store recovered"]
     assert (await limiter.reserve(ALICE, "gpt-5", {}, 0)).charged and store.calls == 1
+
+
+async def test_a_probe_gives_up_after_its_timeout():
+    clock = Clock()
+    store = CountingStore(clock)
+    limiter = make({"key": "user_default", "requests_per_minute": 10}, clock=clock, store=store, on_error="deny")
+
+    async def hanging_ping() -> None:
+        await asyncio.sleep(30)
+    store.ping = hanging_ping  # type: ignore[method-assign]
+    started = asyncio.get_running_loop().time()
+    await limiter.probe(timeout_s=0.05)
+    assert asyncio.get_running_loop().time() - started < 5
+    assert store.health.failing and store.health.last_error == "no answer within 0.05 s"

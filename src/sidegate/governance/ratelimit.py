@@ -16,6 +16,7 @@ when it starts, a reminder every minute while it lasts, an info line when it end
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import math
 import secrets
@@ -34,6 +35,7 @@ from sidegate.policy.model import PolicyModel, RateLimit
 
 log = structlog.get_logger("sidegate.ratelimit")
 
+PROBE_TIMEOUT_S = 0.5  # how long a /readyz probe waits for the store
 PROBE_INTERVAL_S = 1.0  # while the store is down, at most one attempt to reach it per this interval
 _CACHE_LIMIT = 4096
 _PATTERN_CHARS = frozenset("*?[")
@@ -241,13 +243,15 @@ class RateLimiter:
         if self._down_since is not None:
             self._recovered()
 
-    async def probe(self) -> None:
-        """Check that the store answers (for /readyz): a failure starts or continues an outage,
-        a success ends one, exactly as a request's call would."""
+    async def probe(self, timeout_s: float = PROBE_TIMEOUT_S) -> None:
+        """Check that the store answers within `timeout_s` (for /readyz, whose caller waits): a
+        failure starts or continues an outage, a success ends one, as a request's call would."""
         try:
-            await self.store.ping()
-        except StoreUnavailable as exc:
-            self._failed(exc, count=False)  # not a request's call: store_errors does not count it
+            async with asyncio.timeout(timeout_s):
+                await self.store.ping()
+        except (StoreUnavailable, TimeoutError) as exc:
+            failure = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(f"no answer within {timeout_s} s")
+            self._failed(failure, count=False)  # not a request's call: store_errors does not count it
             return
         if self._down_since is not None:
             self._recovered()
