@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 import signal
 import socket
 import subprocess
@@ -234,6 +235,25 @@ def test_console_output_on_a_terminal(captured):
     logs.SETUP.writer.flush()
     text = terminal.getvalue()
     assert "access" in text and "r-42" in text and not text.startswith("{")
+
+
+def test_readable_access_line_leads_with_status_principal_service_and_latency(captured):
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    configure_logging("info", stream=terminal, cache=False, access_log=True)
+    access_line(UsageRow(request_id="r-7", event_time="t", status_code=429, requester="alice@example.com",
+                         model_service="gpt-5", latency_ms=12.5, api_type="mlflow/chat/completions",
+                         client="codex", error_code="rate_limit_exceeded"))
+    logs.SETUP.writer.flush()
+    line = next(line for line in terminal.getvalue().splitlines() if "access" in line)
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", line)
+    fields = [part.split("=", 1)[0] for part in plain.split() if "=" in part]
+    assert fields[:5] == ["status", "principal", "model_service", "latency_ms", "error_code"], plain
+    assert plain.index("access") < plain.index("status=429") and plain.endswith("request_id=r-7")
+    assert re.match(r"\d{4}-\d\d-\d\dT", plain)  # the time first
 
 
 def test_access_line_follows_the_switch_and_the_level(captured):

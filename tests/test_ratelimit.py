@@ -3,6 +3,7 @@ the sliding window, token reservations and settlement, store outages, headers, e
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,7 +15,7 @@ from structlog.testing import capture_logs
 
 from sidegate import apis
 from sidegate.errors import GatewayError
-from sidegate.governance.ratelimit import UNCHECKED, RateLimited, RateLimiter, Reservation, _redacted
+from sidegate.governance.ratelimit import UNCHECKED, RateLimited, RateLimiter, Reservation
 from sidegate.governance.ratelimit_store import MemoryStore, StoreUnavailable, Verdict, open_store
 from sidegate.governance.token_estimate import DEFAULT_OUTPUT_TOKENS, estimate_request_tokens
 from sidegate.ingress.registry import FAMILIES
@@ -422,7 +423,9 @@ async def test_outage_with_allow_admits_unchecked_probes_once_a_second_and_recov
     assert [(entry["log_level"], entry["event"]) for entry in logs] == [
         ("warning", "rate limit store unavailable"), ("info", "rate limit store recovered")]
     assert logs[0]["on_error"] == "allow" and "refused" in logs[0]["error"]
-    assert logs[1]["failed_calls"] == 23 and logs[1]["outage_s"] == 2.0
+    # the store was called (and failed) twice; 23 calls could not use it
+    assert logs[1]["failed_calls"] == 23 and logs[1]["failures"] == 2 and logs[1]["outage_s"] >= 0
+    assert not store.health.failing and "refused" in logs[1]["last_error"]
 
 
 async def test_outage_with_deny_refuses_with_503():
@@ -461,8 +464,9 @@ async def test_reload_takes_over_the_store_so_buckets_survive():
 
 
 def test_store_passwords_stay_out_of_logs():
-    assert _redacted("redis://app:s3cret@cache:6380/1?key_prefix=x") == "redis://app:***@cache:6380/1?key_prefix=x"
-    assert _redacted("redis://cache:6379/0") == "redis://cache:6379/0"
+    assert open_store("redis://app:s3cret@cache:6380/1?key_prefix=x").health.target == \
+        "redis://app:***@cache:6380/1?key_prefix=x"
+    assert open_store("redis://cache:6379/0").health.target == "redis://cache:6379/0"
 
 
 def test_unknown_store_scheme_is_named():
@@ -518,3 +522,42 @@ async def test_refusal_renders_as_429_in_the_callers_shape(family: str):
 ])
 def test_estimate_request_tokens(api: str, body: dict[str, Any], expected: int):
     assert estimate_request_tokens(api, body) == expected
+
+
+async def test_probe_follows_the_store_without_counting_request_errors():
+    clock = Clock()
+    store = CountingStore(clock)
+    limiter = make({"key": "user_default", "requests_per_minute": 10}, clock=clock, store=store, on_error="deny")
+
+    async def failing_ping() -> None:
+        if store.down:
+            raise StoreUnavailable("ConnectionError: refused")
+    store.ping = failing_ping  # type: ignore[method-assign]
+    await limiter.probe()
+    assert not store.health.failing
+    store.down = True
+    with capture_logs() as logs:
+        await limiter.probe()
+        assert store.health.failing and limiter.store_errors == 0
+        with pytest.raises(GatewayError):  # the outage the probe found spares the store a call
+            await limiter.reserve(ALICE, "gpt-5", {}, 0)
+        assert store.calls == 0 and limiter.store_errors == 1
+        store.down = False
+        await limiter.probe()
+    assert not store.health.failing
+    assert [e["event"] for e in logs] == ["rate limit store unavailable", "rate limit store recovered"]
+    assert (await limiter.reserve(ALICE, "gpt-5", {}, 0)).charged and store.calls == 1
+
+
+async def test_a_probe_gives_up_after_its_timeout():
+    clock = Clock()
+    store = CountingStore(clock)
+    limiter = make({"key": "user_default", "requests_per_minute": 10}, clock=clock, store=store, on_error="deny")
+
+    async def hanging_ping() -> None:
+        await asyncio.sleep(30)
+    store.ping = hanging_ping  # type: ignore[method-assign]
+    started = asyncio.get_running_loop().time()
+    await limiter.probe(timeout_s=0.05)
+    assert asyncio.get_running_loop().time() - started < 5
+    assert store.health.failing and store.health.last_error == "no answer within 0.05 s"

@@ -214,8 +214,7 @@ async def test_store_down_at_start_then_up(pg_url: str, tmp_path: Path) -> None:
     expected = [f"req-{i:06d}" for i in range(50)]
     assert ids(read_rows(pg_url)) == expected
     assert recording.written == expected
-    assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["usage store write failed; keeping rows "
-                                                                         "and retrying"]
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["usage store unavailable"]
     assert "usage store recovered" in [e["event"] for e in logs]
     assert not (tmp_path / "spool.jsonl").exists()
 

@@ -1,5 +1,10 @@
-"""The aiohttp application: routes from the surface registry, operations endpoints, and the
-process lifecycle (start, reload on SIGHUP or file change, graceful stop on SIGTERM)."""
+"""The aiohttp applications and the process lifecycle (start, reload on SIGHUP or file change,
+graceful stop on SIGTERM).
+
+The API app routes the surface registry's paths under the prefix; the operations endpoints
+(/healthz, /readyz, /metrics) are on it too unless `server.admin_listen` puts them on an admin app
+of their own. Whatever no route takes, on either app, answers JSON in the shape of the API family
+its path looks like: under the prefix through the pipeline (recorded), elsewhere directly."""
 
 from __future__ import annotations
 
@@ -11,15 +16,20 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import structlog
 from aiohttp import web
+from aiohttp.web_urldispatcher import DynamicResource
 
 from sidegate import pipeline
+from sidegate.context import new_request_id
+from sidegate.edge import EdgeRunner
 from sidegate.errors import GatewayError
 from sidegate.ingress.registry import (
     BASE_PATHS,
+    FAMILIES,
     FORMATS,
     GEMINI_METHODS,
     GEMINI_PATH,
@@ -30,7 +40,6 @@ from sidegate.ingress.registry import (
 from sidegate.policy.reload import PolicyHolder
 from sidegate.state import STATE, AppState, new_usage_writer
 from sidegate.telemetry.metrics_endpoint import metrics_handler
-from sidegate.telemetry.store_url import redact_url
 from sidegate.upstream.client import new_session
 
 log = structlog.get_logger("sidegate.app")
@@ -70,58 +79,156 @@ async def gemini_handler(request: web.Request) -> web.StreamResponse:
 
 
 async def unknown_handler(request: web.Request) -> web.StreamResponse:
-    prefix = request.app[STATE].policy.prefix
-    tail = request.path[len(prefix):] if request.path.startswith(prefix) else request.path
-    surface = _UNKNOWN[family_for_path(tail)]
-    return await pipeline.handle(request, surface, refusal=GatewayError(
+    return await pipeline.handle(request, _UNKNOWN[_family(request)], refusal=GatewayError(
         404, "not_found", f"no sidegate API at {request.method} {request.path}"))
 
 
-async def base_handler(request: web.Request) -> web.Response:
-    """Clients probe their base URL (Claude Code sends HEAD) before the first call."""
-    return web.json_response({"service": "sidegate"})
+async def base_handler(request: web.Request) -> web.StreamResponse:
+    """Clients probe their base URL (Claude Code sends HEAD) before the first call; other methods
+    there are refused (and recorded) like any API path's."""
+    if request.method in _READ_METHODS:
+        return web.json_response({"service": "sidegate"})
+    return await pipeline.handle(request, _UNKNOWN[_family(request)], refusal=_method_not_allowed(request))
+
+
+_READ_METHODS = frozenset(("GET", "HEAD"))
+
+
+def _family(request: web.Request) -> str:
+    """The API family a path looks like (by its first segment under the prefix)."""
+    prefix = request.app[STATE].policy.prefix
+    path = request.path
+    return family_for_path(path[len(prefix):] if prefix and path.startswith(prefix) else path)
+
+
+def _method_not_allowed(request: web.Request) -> GatewayError:
+    return GatewayError(405, "method_not_allowed", f"{request.method} is not allowed at {request.path}; use GET",
+                        headers={"Allow": "GET, HEAD"})
+
+
+def stray_response(request: web.Request, err: GatewayError) -> web.Response:
+    """A JSON answer, in the shape of the API family the path looks like, for a path that is not
+    an API call (not recorded: nothing was asked of a model service)."""
+    request_id = new_request_id()
+    body = FAMILIES[_family(request)].render_error(err, request_id)
+    return web.Response(body=body, status=err.status, content_type="application/json",
+                        headers={"x-sidegate-request-id": request_id, **(err.headers or {})})
+
+
+def stray_handler(hint: str = "") -> Handler:
+    """Every request target outside the API and the operations endpoints: a JSON 404, never
+    aiohttp's text page. `hint` ends its message."""
+    async def stray(request: web.Request) -> web.StreamResponse:
+        return stray_response(request, GatewayError(
+            404, "not_found", f"no sidegate endpoint at {request.method} {request.path}{hint}"))
+    return stray
 
 
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+# Why the process cannot serve requests as configured: each check returns (code, message) or None.
+def _shutting_down(state: AppState) -> tuple[str, str] | None:
+    return ("shutting_down", "sidegate is shutting down") if state.shutting_down else None
+
+
+def _refusing_rate_limited(state: AppState) -> tuple[str, str] | None:
+    limiter = state.limiter
+    if limiter is None or limiter.on_error != "deny" or not limiter.store.health.failing:
+        return None
+    return ("rate_limit_store_unavailable", "the rate limit store is unreachable and rate_limit_store.on_error "
+            "is deny: requests that rate limits apply to are refused with 503")
+
+
+NOT_READY: tuple[Callable[[AppState], tuple[str, str] | None], ...] = (_shutting_down, _refusing_rate_limited)
+
+
+def store_health(state: AppState) -> dict[str, Any]:
+    """Each store sidegate writes to or asks, ok or failing since when, with its last error."""
+    off = {"status": "off"}
+    limiter, inference, traces = state.limiter, state.inference_log, state.tracing.health
+    return {
+        "rate_limit": off if limiter is None else {**limiter.store.health.snapshot(), "on_error": limiter.on_error},
+        "usage": {**state.usage.health.snapshot(), "queue_depth": state.usage.queue_depth},
+        "inference_log": off if inference is None else {**inference.health.snapshot(),
+                                                        "queue_depth": inference.queue_depth},
+        "traces": off if traces is None else {**traces.snapshot(), "dropped_spans": state.tracing.dropped_spans},
+    }
+
+
 async def readyz(request: web.Request) -> web.Response:
-    """Ready while a valid policy is in force. A rejected reload is shown here but does not make
-    the process unready: it keeps serving the previous policy."""
+    """200 while requests can be served as configured, else 503 with the reasons; either way each
+    store's health. The rate-limit store is asked (one ping) so that its state is current even
+    without traffic. A rejected reload is shown but is no reason: the previous policy serves."""
     state = request.app[STATE]
-    body = {"status": "ready", "policy": state.holder.status(), "in_flight": state.in_flight,
-            "usage": {"store": redact_url(state.usage_url), "queue_depth": state.usage.queue_depth}}
-    return web.Response(body=orjson.dumps(body), content_type="application/json")
+    if state.limiter is not None:
+        await state.limiter.probe()
+    reasons = [{"code": found[0], "message": found[1]} for check in NOT_READY if (found := check(state))]
+    body = {"status": "not_ready" if reasons else "ready", "reasons": reasons, "policy": state.holder.status(),
+            "in_flight": state.in_flight, "stores": store_health(state)}
+    return web.Response(body=orjson.dumps(body), status=503 if reasons else 200, content_type="application/json")
 
 
-def add_operations(app: web.Application) -> None:
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_handler)
+def operation(handler: Handler) -> Handler:
+    """An operations endpoint: GET and HEAD, JSON 405 for anything else."""
+    async def checked(request: web.Request) -> web.StreamResponse:
+        if request.method not in _READ_METHODS:
+            return stray_response(request, _method_not_allowed(request))
+        return await handler(request)
+    return checked
+
+
+def add_operations(app: web.Application, paths: frozenset[str]) -> None:
+    for path, handler in (("/healthz", healthz), ("/readyz", readyz), ("/metrics", metrics_handler)):
+        if path in paths:
+            app.router.add_route("*", path, operation(handler))
+
+
+_ALL_OPERATIONS = frozenset(("/healthz", "/readyz", "/metrics"))
+
+
+class _AnyPath(DynamicResource):
+    """Every request target, also those no path pattern matches (`OPTIONS *`)."""
+
+    def _match(self, path: str) -> dict[str, str] | None:
+        return {"tail": path}
+
+
+def add_fallback(app: web.Application, handler: Handler) -> None:
+    """`handler` answers what no other route takes. The router tries it last (it is indexed under
+    "/"), so it costs the requests that another route takes nothing."""
+    resource = _AnyPath("/{tail:.*}")
+    app.router.register_resource(resource)
+    resource.add_route("*", handler)
 
 
 def build_app(state: AppState) -> web.Application:
     app = web.Application(client_max_size=1 << 62)  # sidegate enforces its own limit, per policy
     app[STATE] = state
     prefix = state.policy.prefix
-    add_operations(app)
+    server = state.policy.model.server
+    if server.admin_listen is None:
+        add_operations(app, _ALL_OPERATIONS)
+    else:  # operations on the admin port only: /metrics and /readyz name principals, tags and stores
+        add_operations(app, frozenset(("/healthz",)) if server.healthz_on_listen else frozenset())
     for path in BASE_PATHS:
         for base in dict.fromkeys((prefix + path, prefix + path + "/")):  # base URLs set with a trailing /
             if base:
-                app.router.add_route("HEAD", base, base_handler)
-                app.router.add_get(base, base_handler, allow_head=False)
+                app.router.add_route("*", base, base_handler)
     for surface in SURFACES:
         app.router.add_route("*", prefix + surface.path, surface_handler(surface))
     app.router.add_route("*", prefix + GEMINI_PATH, gemini_handler)
     app.router.add_route("*", prefix + "/{tail:.*}", unknown_handler)
+    add_fallback(app, stray_handler(f"; API paths start with {prefix}/" if prefix else ""))
     return app
 
 
 def build_admin_app(state: AppState) -> web.Application:
     app = web.Application()
     app[STATE] = state
-    add_operations(app)
+    add_operations(app, _ALL_OPERATIONS)
+    add_fallback(app, stray_handler(" (this port serves /healthz, /readyz and /metrics)"))
     return app
 
 
@@ -147,23 +254,42 @@ def _split(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def origin(listen: str) -> str:
+    """The URL a client on this machine reaches HOST:PORT at (a wildcard host is the loopback)."""
+    host, port = _split(listen)
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def base_urls(state: AppState, listen: str) -> dict[str, str]:
+    """The base URL to give each SDK and agent, by the first segment of its base path
+    (`mlflow`, `openai`, `anthropic`, ...)."""
+    root = origin(listen) + state.policy.prefix
+    return {path.strip("/").split("/")[0]: root + path for path in BASE_PATHS if path}
+
+
 async def serve(policies: str | Path, listen: str | None = None, watch_interval_s: float = 1.0) -> None:
     state = await start_state(policies)
     server = state.policy.model.server
     runners: list[web.AppRunner] = []
     sites: list[web.TCPSite] = []
-    apps = [(build_app(state), listen or server.listen)]
+    address = listen or server.listen
+    apps = [(build_app(state), address)]
     if server.admin_listen:
         apps.append((build_admin_app(state), server.admin_listen))
-    for app, address in apps:
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        host, port = _split(address)
-        site = web.TCPSite(runner, host, port, reuse_address=True, backlog=1024)
+    for app, where in apps:
+        edge = EdgeRunner(app, prefix=state.policy.prefix, max_header_bytes=server.max_header_bytes,
+                          handle_signals=False, access_log=None, shutdown_timeout=1.0)
+        await edge.setup()
+        host, port = _split(where)
+        site = web.TCPSite(edge, host, port, reuse_address=True, backlog=1024)
         await site.start()
-        runners.append(runner)
+        runners.append(edge)
         sites.append(site)
-        log.info("listening", address=f"http://{address}", prefix=state.policy.prefix or "/")
+    log.info("listening", address=origin(address), prefix=state.policy.prefix or "/", **base_urls(state, address))
+    if server.admin_listen:
+        log.info("listening for operations", address=origin(server.admin_listen),
+                 endpoints="/healthz /readyz /metrics")
 
     # What start-up built (modules, the compiled policy) lives until exit: keep it out of the
     # garbage collector's full passes, which otherwise walk it all and stall requests for ms.

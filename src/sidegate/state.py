@@ -29,7 +29,7 @@ log = structlog.get_logger("sidegate.state")
 
 
 def new_usage_writer(url: str) -> UsageWriter:
-    return UsageWriter(open_store(url), spool_path=default_spool_path(url))
+    return UsageWriter(open_store(url), spool_path=default_spool_path(url), target=redact_url(url))
 
 
 class AppState:
@@ -43,6 +43,7 @@ class AppState:
         self.metrics = Metrics(holder.current.model.telemetry.metrics.labels, self)
         self.tracing = Tracing.from_policy(holder.current.model.telemetry.traces)  # off without an endpoint
         self.in_flight = 0
+        self.shutting_down = False  # set when shutdown begins: /readyz answers 503 from then on
         self.session: Http1Client | None = None
         self._background: set[asyncio.Task[Any]] = set()
 

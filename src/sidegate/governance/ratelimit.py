@@ -8,13 +8,15 @@ with Retry-After and the rule that fired). `settle` replaces the token estimate 
 
 When the store fails, `on_error` decides (allow: admit unchecked; deny: 503) and the limiter stops
 calling the store for a second at a time, so an outage costs no round trips and no reconnect storm;
-the next call after that second probes the store, and success ends the outage. Each outage is
-logged once (a warning when it starts, an info line when it ends); `store_errors` counts the calls
-that could not use the store.
+the next call after that second probes the store, and success ends the outage. `probe` (/readyz)
+tries the store the same way without a request. The store's `health` logs each outage (a warning
+when it starts, a reminder every minute while it lasts, an info line when it ends) and is what
+/readyz shows; `store_errors` counts the requests' calls that could not use the store.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import math
 import secrets
@@ -22,7 +24,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 
@@ -34,6 +35,7 @@ from sidegate.policy.model import PolicyModel, RateLimit
 
 log = structlog.get_logger("sidegate.ratelimit")
 
+PROBE_TIMEOUT_S = 0.5  # how long a /readyz probe waits for the store
 PROBE_INTERVAL_S = 1.0  # while the store is down, at most one attempt to reach it per this interval
 _CACHE_LIMIT = 4096
 _PATTERN_CHARS = frozenset("*?[")
@@ -125,7 +127,10 @@ class RateLimiter:
             previous._owns_store = False
         else:
             store = open_store(config.url)
-        return cls(model.rate_limits, store, on_error=config.on_error)
+        limiter = cls(model.rate_limits, store, on_error=config.on_error)
+        if store.health.failing:  # an outage in progress goes on: probe once a second, not per request
+            limiter._down_since = limiter.clock()
+        return limiter
 
     def plan(self, principal: PrincipalInfo, service: str, model: str | None = None) -> Plan:
         """The buckets for this principal and model service (computed once, then cached).
@@ -238,6 +243,19 @@ class RateLimiter:
         if self._down_since is not None:
             self._recovered()
 
+    async def probe(self, timeout_s: float = PROBE_TIMEOUT_S) -> None:
+        """Check that the store answers within `timeout_s` (for /readyz, whose caller waits): a
+        failure starts or continues an outage, a success ends one, as a request's call would."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.store.ping()
+        except (StoreUnavailable, TimeoutError) as exc:
+            failure = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(f"no answer within {timeout_s} s")
+            self._failed(failure, count=False)  # not a request's call: store_errors does not count it
+            return
+        if self._down_since is not None:
+            self._recovered()
+
     async def close(self) -> None:
         if self._owns_store:
             await self.store.close()
@@ -256,19 +274,18 @@ class RateLimiter:
         self.store_errors += 1
         self._failures += 1
 
-    def _failed(self, exc: StoreUnavailable) -> None:
-        self._count_failure()
+    def _failed(self, exc: StoreUnavailable, count: bool = True) -> None:
+        if count:
+            self._count_failure()
         if self._down_since is None:
             self._down_since = self.clock()
             self._probe_at = self._down_since + PROBE_INTERVAL_S
-            log.warning("rate limit store unavailable", store=_redacted(self.store.url), error=str(exc),
-                        on_error=self.on_error)
+        self.store.health.failed(exc, on_error=self.on_error)  # logs the start, then every minute
 
     def _recovered(self) -> None:
         assert self._down_since is not None
-        log.info("rate limit store recovered", store=_redacted(self.store.url),
-                 outage_s=round(self.clock() - self._down_since, 3), failed_calls=self._failures)
         self._down_since = None
+        self.store.health.ok(failed_calls=self._failures)
         self._failures = 0
 
     def _store_failed(self, exc: StoreUnavailable | None) -> Reservation:
@@ -282,12 +299,3 @@ class RateLimiter:
                            "Rate limits cannot be checked right now (the rate limit store is unreachable); "
                            "retry shortly.", headers={"Retry-After": "1"})
 
-
-def _redacted(url: str) -> str:
-    """A store URL without its password, for logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))

@@ -29,6 +29,9 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+from sidegate.health import Health
+from sidegate.telemetry.store_url import redact_url
+
 WINDOW_S = 60.0
 SLOT_S = 0.01
 _SWEEP_EVERY_S = 60.0
@@ -60,6 +63,19 @@ class Store(ABC):
     url: str
     key_prefix: str = ""
     local = False  # True: buckets in this process, settled without I/O (`settle_local`)
+    _health: Health | None = None
+
+    @property
+    def health(self) -> Health:
+        """Whether the store answers (kept with the store, so a limiter that takes it over on a
+        reload knows an outage in progress); fed by the limiter and by `/readyz` probes."""
+        if self._health is None:
+            self._health = Health("rate limit store", redact_url(self.url))
+        return self._health
+
+    async def ping(self) -> None:
+        """Raise `StoreUnavailable` when the store cannot be reached (a store in this process always can)."""
+        return None
 
     def settle_local(self, keys: Sequence[str], reserved: int, actual: int, stamp: int) -> None:
         raise NotImplementedError("only a local store settles synchronously")

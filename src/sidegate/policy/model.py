@@ -30,11 +30,25 @@ def _host_port(value: str) -> str:
     return value
 
 
+# The largest request-tags header a caller may need: 20 tags with keys of 64 and values of 256
+# characters, every character outside the BMP and JSON-escaped (12 bytes), plus the header's name.
+MAX_HEADER_BYTES = 80 * 1024
+
+
 class Server(Strict):
     listen: str = Field("127.0.0.1:8787", description="HOST:PORT the API surfaces listen on.")
     path_prefix: str = Field("/ai-gateway", description="Prefix of every API path; may be empty.")
     admin_listen: str | None = Field(
-        None, description="HOST:PORT for /healthz, /readyz and /metrics; default: served on `listen`."
+        None, description="HOST:PORT for /healthz, /readyz and /metrics; when set, `listen` serves only the API."
+    )
+    healthz_on_listen: bool = Field(
+        False, description="With admin_listen set, also answer GET /healthz on `listen` (load balancers that "
+        "probe the traffic port)."
+    )
+    max_header_bytes: int = Field(
+        MAX_HEADER_BYTES, ge=1024, description="Longest request header (name and value) and request line accepted; "
+        "longer ones get 431 (414 for the URL). The default fits 20 request tags of 64 + 256 characters, "
+        "each character JSON-escaped as a surrogate pair."
     )
     max_request_bytes: int = Field(32 * 1024 * 1024, gt=0, description="Largest request body accepted.")
     shutdown_grace_s: float = Field(

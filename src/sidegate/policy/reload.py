@@ -52,6 +52,9 @@ class PolicyHolder:
                 log.error("policy reload rejected; the previous policy stays in force",
                           reason=reason, problems=exc.problems)
                 return False
+            if self.last_error is not None:
+                log.info("policy reload accepted after an earlier rejected one", reason=reason,
+                         rejected_at=self.last_error_at, digest=policy.digest[:12])
             self.last_error = self.last_error_at = None
             if policy.digest == self.current.digest:
                 return False

@@ -1,7 +1,9 @@
 """The access line: one log line per request, written by the record stage from its usage row.
 
-It says who called (principal, client), what (API, model service), where it went (destination),
-how it ended (status, error code), tokens, latency and time to first byte, and the request's tags.
+It says how it ended (status, error code), who called (principal, client), what (model service,
+API), how long it took, where it went (destination), tokens, time to first byte, the request's tags
+and its id; status, principal, model service and latency come first (after the time), so that a
+readable line shows them at a glance.
 It never carries credentials, key hashes or payload text: only usage-row columns that hold none.
 
 With JSON logs the line is rendered here directly (one orjson call) and handed to the log writer,
@@ -24,23 +26,24 @@ log = structlog.get_logger("sidegate.access")
 
 
 def access_fields(row: UsageRow) -> dict[str, Any]:
+    """The line's fields, what a reader scans for first (after the time) first."""
     return {
-        "request_id": row.request_id,
+        "status": row.status_code,
         "principal": row.requester,
-        "client": row.client,
-        "api": row.api_type,
         "model_service": row.model_service,
+        "latency_ms": row.latency_ms,
+        "error_code": row.error_code,
+        "api": row.api_type,
+        "client": row.client,
         "destination": row.destination_name,
         "destination_model": row.destination_model,
-        "status": row.status_code,
-        "error_code": row.error_code,
         "streaming": row.streaming,
         "input_tokens": row.input_tokens,
         "output_tokens": row.output_tokens,
         "tokens_estimated": row.tokens_estimated,
-        "latency_ms": row.latency_ms,
         "ttfb_ms": row.time_to_first_byte_ms,
         "tags": row.request_tags,
+        "request_id": row.request_id,
     }
 
 

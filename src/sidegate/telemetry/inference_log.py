@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from sidegate.health import Health
 from sidegate.telemetry.inference_payloads import Capture, build_row
 from sidegate.telemetry.inference_row import InferenceRow
 from sidegate.telemetry.row_writer import RowWriter
+from sidegate.telemetry.store_url import redact_url
 from sidegate.telemetry.stores import default_spool_path, open_store, parse_store_url
 from sidegate.telemetry.tables import INFERENCE_LOG
 
@@ -69,7 +71,8 @@ class InferenceLog:
         # rows hold payloads of up to max_payload_bytes each: past a thousand waiting, they go to the spool
         self._writer: RowWriter[InferenceRow] = RowWriter(
             open_store(url, INFERENCE_LOG.table), schema=INFERENCE_LOG, batch_size=batch_size,
-            flush_interval_s=flush_interval_s, spool_path=spool_path(url), max_pending=max_pending)
+            flush_interval_s=flush_interval_s, spool_path=spool_path(url), max_pending=max_pending,
+            target=redact_url(url))
         self._batch_size = max(1, batch_size)
         self._flush_interval = flush_interval_s
         self._captures: deque[Capture] = deque()
@@ -89,6 +92,11 @@ class InferenceLog:
         """New sampling settings for the same store (a policy reload): they apply from now on."""
         self.sample_rate = policy.sample_rate
         self.max_payload_bytes = policy.max_payload_bytes
+
+    @property
+    def health(self) -> Health:
+        """Whether its store takes rows (see `sidegate.health`)."""
+        return self._writer.health
 
     @property
     def queue_depth(self) -> int:
@@ -174,5 +182,5 @@ async def follow_policy(
     new = InferenceLog.from_policy(policy)
     if new is not None:
         await new.start()
-        log.info("inference log store changed", store=policy.store)
+        log.info("inference log store changed", store=redact_url(policy.store))
     return new, current

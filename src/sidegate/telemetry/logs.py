@@ -1,5 +1,8 @@
 """Logging set-up: JSON lines for machines, readable lines on a terminal.
 
+Readable lines keep each event's fields in the order the code gives them (the access line puts
+status, principal, model service and latency first).
+
 Every line — sidegate's own events (structlog), the access line of each request (`access_log`),
 and the standard library's loggers (aiohttp, asyncio, the OpenTelemetry exporter) — goes through
 one `LineWriter`: the event loop only renders a line and appends it to a queue; a thread writes
@@ -159,7 +162,8 @@ def configure_logging(level: str = "info", *, stream: TextIO | None = None, acce
     threshold = logging.getLevelName(level.upper())
     SETUP.access = access_log and threshold <= logging.INFO
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer(serializer=json_line) if SETUP.json else structlog.dev.ConsoleRenderer())
+        structlog.processors.JSONRenderer(serializer=json_line) if SETUP.json
+        else structlog.dev.ConsoleRenderer(sort_keys=False))
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     structlog.configure(
         processors=[

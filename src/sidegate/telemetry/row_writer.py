@@ -4,8 +4,9 @@ lost, order kept. Generic over the record kind through its `RowSchema`.
 `submit` (sync, O(1), never raises) appends to an in-memory deque. A background task writes the
 rows in batches of `batch_size` whenever that many are pending or every `flush_interval_s`.
 
-Store outages: rows stay queued in order; one warning is logged per outage and one info on
-recovery; writes are retried with exponential backoff (`retry_initial_s` doubling up to
+Store outages: rows stay queued in order; the writer's `health` (`sidegate.health`) logs a warning
+when an outage starts, a reminder every minute while it lasts and an info line when it ends, and is
+what /readyz shows; writes are retried with exponential backoff (`retry_initial_s` doubling up to
 `retry_max_s`). When more than `max_pending` rows are queued, the *oldest* ones are moved to the
 spool file (JSONL of row dicts) so that the spool always holds rows older than those in memory;
 the spool is written back to the store before the in-memory rows.
@@ -35,6 +36,7 @@ from typing import Generic, TypedDict
 
 import structlog
 
+from sidegate.health import Health
 from sidegate.telemetry.row_schema import R, RowSchema
 from sidegate.telemetry.spool import Spool
 from sidegate.telemetry.store_files import RowStore
@@ -53,6 +55,7 @@ class WriterOptions(TypedDict, total=False):
     max_pending: int
     retry_initial_s: float
     retry_max_s: float
+    target: str
 
 
 # Rows a write takes at most. Small on purpose: the writer thread holds the GIL while it encodes and
@@ -73,7 +76,9 @@ class RowWriter(Generic[R]):
         max_pending: int = 1_000_000,
         retry_initial_s: float = 0.5,
         retry_max_s: float = 30.0,
+        target: str = "",
     ) -> None:
+        """`target` names the store (its URL, redacted) in log lines and /readyz."""
         self._store = store
         self._batch_size = max(1, batch_size)
         self._flush_interval = flush_interval_s
@@ -95,7 +100,7 @@ class RowWriter(Generic[R]):
         self._spool_offset = 0
         self._spooled = 0  # rows in the spool not yet replayed (approximate across processes)
         self._outage = False
-        self._outage_since = 0.0
+        self.health = Health(f"{self._what} store", target)
         self._backoff = retry_initial_s
         self._next_attempt = 0.0
         self._spill_failed = False
@@ -197,7 +202,8 @@ class RowWriter(Generic[R]):
             try:
                 async with self._io_lock:
                     await self._spill_excess()
-                    if self._has_work() and loop.time() >= self._next_attempt:
+                    # a store that failed to open is retried without rows too, so its health is current
+                    if (self._has_work() or not self._store_open) and loop.time() >= self._next_attempt:
                         await self._attempt()
             except Exception as exc:  # a bug here must not kill the writer
                 log.error(f"{self._what} writer loop error", error=repr(exc))
@@ -255,17 +261,12 @@ class RowWriter(Generic[R]):
         loop = asyncio.get_running_loop()
         if not self._outage:
             self._outage = True
-            self._outage_since = loop.time()
             self._backoff = self._retry_initial
             # while down, wake early only to move rows past the memory bound to the spool
             self._wake_at = self._max_pending + 1 if self._spool is not None else sys.maxsize
-            log.warning(
-                f"{self._what} store write failed; keeping rows and retrying",
-                error=str(exc) or type(exc).__name__,
-                queue_depth=self.queue_depth,
-            )
         else:
             self._backoff = min(self._backoff * 2, self._retry_max)
+        self.health.failed(exc, queue_depth=self.queue_depth, retry_in_s=self._backoff)
         self._next_attempt = loop.time() + self._backoff
 
     def _succeeded(self) -> None:
@@ -274,10 +275,7 @@ class RowWriter(Generic[R]):
             self._outage = False
             self._spill_failed = False
             self._wake_at = min(self._batch_size, self._max_pending + 1)
-            log.info(
-                f"{self._what} store recovered",
-                outage_s=round(asyncio.get_running_loop().time() - self._outage_since, 3),
-            )
+        self.health.ok()
 
     async def _spill_excess(self) -> None:
         """Move the oldest rows to the spool when the memory bound is exceeded."""

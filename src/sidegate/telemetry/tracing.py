@@ -40,6 +40,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from sidegate import __version__
 from sidegate.context import RequestContext
+from sidegate.health import Health
 from sidegate.policy.model import TracesConfig
 from sidegate.telemetry.genai import OPERATIONS, PROVIDERS, finish_reasons, response_model
 from sidegate.telemetry.tracing_content import request_content, response_content
@@ -108,6 +109,11 @@ class Tracing:
     def dropped_spans(self) -> int:
         """Spans that never reached the collector: export failures and queue overflow."""
         return self._processor.dropped if self._processor is not None else 0
+
+    @property
+    def health(self) -> Health | None:
+        """The collector's health; None while tracing is off."""
+        return self._processor.counting.health if self._processor is not None else None
 
     @property
     def exported_spans(self) -> int:

@@ -24,7 +24,9 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from sidegate import __version__
+from sidegate.health import Health
 from sidegate.policy.model import TracesConfig
+from sidegate.telemetry.store_url import redact_url
 
 TRACES_PATH = "/v1/traces"
 DEFAULT_SERVICE_NAME = "sidegate"
@@ -66,10 +68,11 @@ def trace_settings(config: TracesConfig, environ: Mapping[str, str] = os.environ
 class CountingExporter(SpanExporter):
     """Passes batches to the real exporter and counts what reached it and what it failed to send
     (a collector down or refusing: those spans are dropped, never retried past the exporter's own
-    retries)."""
+    retries). `health` follows the collector: failing from a failed batch until one succeeds."""
 
-    def __init__(self, inner: SpanExporter) -> None:
+    def __init__(self, inner: SpanExporter, target: str = "") -> None:
         self.inner = inner
+        self.health = Health("trace collector", target)
         self.handed = 0  # spans taken off the queue for export
         self.exported = 0
         self.failed = 0
@@ -79,15 +82,21 @@ class CountingExporter(SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         with self._lock:
             self.handed += len(spans)
+        error: Exception | None = None
         try:
             result = self.inner.export(spans)
-        except Exception:  # an exporter bug must not kill the batch worker
-            result = SpanExportResult.FAILURE
+        except Exception as exc:  # an exporter bug must not kill the batch worker
+            result, error = SpanExportResult.FAILURE, exc
         with self._lock:
             if result is SpanExportResult.SUCCESS:
                 self.exported += len(spans)
             else:
                 self.failed += len(spans)
+        if result is SpanExportResult.SUCCESS:
+            self.health.ok()
+        else:
+            detail = f": {type(error).__name__}: {error}" if error is not None else ""
+            self.health.failed(f"{len(spans)} spans not taken by the collector{detail}", dropped=len(spans))
         return result
 
     def shutdown(self) -> None:
@@ -136,7 +145,8 @@ def new_provider(settings: TraceSettings, exporter: SpanExporter, *, max_queue_s
                  schedule_delay_millis: float | None = None) -> tuple[TracerProvider, CountingBatchProcessor]:
     resource = Resource.create({"service.name": settings.service_name, "service.version": __version__})
     provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-    processor = CountingBatchProcessor(CountingExporter(exporter), max_queue_size, schedule_delay_millis)
+    target = redact_url(settings.endpoint) if settings.endpoint else ""
+    processor = CountingBatchProcessor(CountingExporter(exporter, target), max_queue_size, schedule_delay_millis)
     provider.add_span_processor(processor)
     return provider, processor
 
