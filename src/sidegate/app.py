@@ -90,6 +90,8 @@ async def readyz(request: web.Request) -> web.Response:
     """Ready while a valid policy is in force. A rejected reload is shown here but does not make
     the process unready: it keeps serving the previous policy."""
     state = request.app[STATE]
+    if state.shutting_down:  # a load balancer stops routing here; /healthz stays 200
+        return web.Response(body=b'{"status":"shutting_down"}', status=503, content_type="application/json")
     body = {"status": "ready", "policy": state.holder.status(), "in_flight": state.in_flight,
             "usage": {"store": redact_url(state.usage_url), "queue_depth": state.usage.queue_depth}}
     return web.Response(body=orjson.dumps(body), content_type="application/json")
@@ -142,6 +144,12 @@ async def close_state(state: AppState) -> None:
     await state.close()
 
 
+# After the grace period: how long ended requests get to write their last bytes, then how long
+# (twice, at most) a connection still busy gets at cleanup. Together well under a second.
+_ENDING_S = 0.4
+_CLEANUP_S = 0.15
+
+
 def _split(listen: str) -> tuple[str, int]:
     host, _, port = listen.rpartition(":")
     return host.strip("[]"), int(port)
@@ -156,7 +164,7 @@ async def serve(policies: str | Path, listen: str | None = None, watch_interval_
     if server.admin_listen:
         apps.append((build_admin_app(state), server.admin_listen))
     for app, address in apps:
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=_CLEANUP_S)
         await runner.setup()
         host, port = _split(address)
         site = web.TCPSite(runner, host, port, reuse_address=True, backlog=1024)
@@ -180,16 +188,31 @@ async def serve(policies: str | Path, listen: str | None = None, watch_interval_
     watcher = loop.create_task(state.holder.watch(watch_interval_s) if watch_interval_s > 0 else stop.wait())
     await stop.wait()
 
-    log.info("stopping: no new connections; waiting for requests in flight", in_flight=state.in_flight)
     watcher.cancel()
-    for site in sites:
-        await site.stop()
-    deadline = time.monotonic() + server.shutdown_grace_s
-    while state.in_flight and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    for runner in runners:
-        await runner.cleanup()
+    await shut_down(state, sites[0], runners, state.policy.model.server.shutdown_grace_s)  # as reloaded
     with contextlib.suppress(asyncio.CancelledError):
         await watcher
     await close_state(state)
     log.info("stopped")
+
+
+async def shut_down(state: AppState, api_site: web.TCPSite, runners: list[web.AppRunner], grace_s: float) -> None:
+    """The stop on SIGTERM: unready at once (the admin port keeps answering probes), no new connections
+    on the API port, `grace_s` for the requests in flight to finish; then each one still running is
+    ended properly (`LiveRequests.end_all`: streams get their format's error event) and the
+    connections close. The caller then flushes the usage rows."""
+    began = time.monotonic()
+    state.shutting_down = True
+    log.info("stopping: no new connections; waiting for requests in flight", in_flight=state.in_flight,
+             grace_s=grace_s)
+    await api_site.stop()
+    deadline = began + grace_s
+    while state.in_flight and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    if state.in_flight:
+        log.warning("grace period over: ending the requests in flight", ended=state.live.end_all())
+        deadline += _ENDING_S
+        while state.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+    for runner in runners:
+        await runner.cleanup()  # closes idle keep-alive connections; cancels what still runs

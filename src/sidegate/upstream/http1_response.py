@@ -197,7 +197,11 @@ class Response:
 
     def _timed_out(self, what: str) -> None:
         self._deadline_timer = None
-        self.fail(TimeoutError(what))
+        self.abort(TimeoutError(what))
+
+    def abort(self, error: BaseException) -> None:
+        """Give up on the answer from this side: the reader gets `error`, the connection is closed."""
+        self.fail(error)
         self.conn.close()
 
     # -- used by the caller
