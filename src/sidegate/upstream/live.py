@@ -66,8 +66,6 @@ class LiveRequests:
         task = asyncio.current_task()
         if task is not None and task in self._live:
             self._live[task] = reply
-            if self.ending:  # began after end_all: end it at its first read
-                reply.abort(ShuttingDown("sidegate is shutting down"))
 
     def end_all(self) -> int:
         """End every request in flight (see the module's docstring); returns how many there were."""

@@ -1,0 +1,228 @@
+"""`sidegate serve` stopped with SIGTERM while 50 streams of every caller format (and two answers not
+yet begun) are still running: /readyz turns 503 at once while /healthz stays 200, the requests get
+the grace period, then each stream ends with its format's error event (`server_shutting_down`) in a
+well-terminated body, each waiting answer gets a 503 in its caller's shape, the official SDKs raise
+it, every request has exactly one usage row, and the process exits 0 within the grace period plus
+one second, an idle keep-alive connection notwithstanding."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from tests.conftest import KEY, PRINCIPALS
+from tests.sdk_clients import close_sdk_clients  # noqa: F401  (fixture)
+from tests.served import free_port, wait_until_up
+from tests.test_stream_failures import (
+    CHAT_ONLY,
+    FIRST_TEXT_AT,
+    read_anthropic,
+    read_chat,
+    read_gemini,
+    read_responses,
+)
+
+from sidegate.upstream.sse import SSESplitter
+
+GRACE_S = 2.0
+AUTH = {"Authorization": f"Bearer {KEY}"}
+HI = [{"role": "user", "content": "hi"}]
+P = "/ai-gateway"
+
+
+def stream_request(fmt: str, model: str) -> tuple[str, dict[str, Any]]:
+    """The path and body of a streaming call in caller format `fmt` (Gemini: `:generateContent` to
+    call it whole)."""
+    if fmt == "chat":
+        return f"{P}/openai/v1/chat/completions", {"model": model, "messages": HI, "stream": True}
+    if fmt == "responses":
+        return f"{P}/openai/v1/responses", {"model": model, "input": "hi", "stream": True}
+    if fmt == "anthropic":
+        return f"{P}/anthropic/v1/messages", {"model": model, "max_tokens": 20, "messages": HI, "stream": True}
+    return (f"{P}/gemini/v1beta/models/{model}:streamGenerateContent?alt=sse",
+            {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]})
+
+
+def shutdown_code(fmt: str, last: dict[str, Any]) -> str | None:
+    """Where each format's error event carries sidegate's code."""
+    if fmt == "responses":
+        assert last["type"] == "response.failed" and last["response"]["status"] == "failed"
+        return last["response"]["error"]["code"]
+    if fmt == "anthropic":
+        assert last["type"] == "error"
+        return last["error"]["code"]
+    if fmt == "gemini":
+        assert last["error"]["status"] == "UNAVAILABLE"
+        return last["error"]["details"][0]["reason"]
+    return last["error"]["code"]
+
+
+async def raw_stream(http: aiohttp.ClientSession, base: str, fmt: str, model: str,
+                     started: asyncio.Event) -> tuple[str, list[Any], float]:
+    """One stream read to its end over plain HTTP: its events (event name, JSON data) and when it ended.
+    aiohttp raises on a chunked body that is not terminated, so returning means it was."""
+    path, body = stream_request(fmt, model)
+    async with http.post(base + path, json=body, headers=AUTH) as r:
+        assert r.status == 200, await r.text()
+        assert r.headers["Content-Type"].startswith("text/event-stream")
+        splitter, events = SSESplitter(), []
+        async for chunk in r.content.iter_any():
+            events += [(ev.event, orjson.loads(ev.data)) for ev in splitter.feed(chunk) if ev.data != b"[DONE]"]
+            started.set()
+        assert not splitter.rest().strip()
+    return fmt, events, time.monotonic()
+
+
+async def answer(http: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> tuple[int, str | None, Any]:
+    """A call answered whole: status, Retry-After and JSON body."""
+    async with http.post(url, json=body, headers=AUTH) as r:
+        return r.status, r.headers.get("Retry-After"), await r.json()
+
+
+async def sdk_stream(read: Callable[[str], Awaitable[tuple[str, Exception | None]]], base: str) -> str:
+    """What the official SDK says at the end of the stream: the error it raised (or handed over)."""
+    text, error = await read(base + P)
+    assert text, "the text streamed before the shutdown reached the SDK"
+    assert error is not None, "the SDK saw the stream end well"
+    return repr(error) + str(getattr(error, "body", ""))
+
+
+async def test_sigterm_ends_every_live_stream_with_its_formats_error_and_exits_in_time(tmp_path: Path,
+                                                                                       fake_upstream):
+    kinds = {"chat": "openai", "responses": "openai", "anthropic": "anthropic", "gemini": "gemini"}
+    fakes = {fmt: await fake_upstream(kind) for fmt, kind in kinds.items()}
+    raw_counts = {"chat": 12, "responses": 12, "anthropic": 12, "gemini": 10}  # + 4 SDK streams: 50
+    for fmt, fake in fakes.items():
+        for _ in range(raw_counts[fmt]):  # every stream sends its first text, then goes silent
+            fake.reply(hang_after=FIRST_TEXT_AT["responses" if fmt == "responses" else kinds[fmt]])
+    # The SDKs ask for model `m`: an OpenAI Chat destination, native to the Chat SDK and translated
+    # for the other three (their ending goes through the translation).
+    sdk_fake = await fake_upstream("openai")
+    for _ in range(4):
+        sdk_fake.reply(hang_after=FIRST_TEXT_AT["openai"])
+    waiting = {"chat": await fake_upstream("openai"), "gemini": await fake_upstream("gemini")}
+    for fake in waiting.values():
+        fake.reply(hang=True)  # no answer at all before the deadline
+
+    db = tmp_path / "usage.db"
+    port, admin = free_port(), free_port()
+    lines = [f"  {fmt}: {{kind: {kinds[fmt]}, base_url: '{fake.base_url}', api_key: k}}"
+             for fmt, fake in fakes.items()]
+    lines += [f"  waiting-{fmt}: {{kind: {kinds[fmt]}, base_url: '{fake.base_url}', api_key: k}}"
+              for fmt, fake in waiting.items()]
+    lines.append(f"  m: {{kind: openai, base_url: '{sdk_fake.base_url}', api_key: k, apis: [{', '.join(CHAT_ONLY)}]}}")
+    providers = "\n".join(lines)
+    models = "\n".join(f"  {name}: {{destinations: [{{provider: {name}}}]}}"
+                       for name in [*fakes, *(f"waiting-{fmt}" for fmt in waiting), "m"])
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    (directory / "main.yaml").write_text(
+        f'server: {{admin_listen: "127.0.0.1:{admin}", shutdown_grace_s: {GRACE_S}}}\n'
+        f"providers:\n{providers}\nmodels:\n{models}\n"
+        f'usage: {{store: "sqlite:///{db}"}}\n' + PRINCIPALS)
+    proc = subprocess.Popen([sys.executable, "-m", "sidegate", "serve", "--policies", str(directory),
+                             "--listen", f"127.0.0.1:{port}", "--watch-interval", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
+    base, admin_base = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}"
+
+    def output() -> str:
+        if proc.poll() is None:
+            proc.kill()
+        return proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+
+    try:
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector) as http, aiohttp.ClientSession() as idle:
+            await wait_until_up(proc, admin_base + "/healthz", http, output)
+            await wait_until_up(proc, base + "/readyz", idle, output)  # then idle on a keep-alive connection
+            starts = {fmt: [asyncio.Event() for _ in range(n)] for fmt, n in raw_counts.items()}
+            raw = [asyncio.create_task(raw_stream(http, base, fmt, fmt, started))
+                   for fmt, events in starts.items() for started in events]
+            readers = {"chat": read_chat, "responses": read_responses, "anthropic": read_anthropic,
+                       "gemini": read_gemini}
+            sdk = {fmt: asyncio.create_task(sdk_stream(read, base)) for fmt, read in readers.items()}
+            chat_path, chat_body = stream_request("chat", "waiting-chat")
+            gemini_url = f"{base}{P}/gemini/v1beta/models/waiting-gemini:generateContent"
+            answers = [asyncio.create_task(answer(http, base + chat_path, {**chat_body, "stream": False})),
+                       asyncio.create_task(answer(http, gemini_url, stream_request("gemini", "")[1]))]
+            await asyncio.wait_for(asyncio.gather(*(e.wait() for events in starts.values() for e in events)), 30)
+            for fmt, fake in [*fakes.items(), *waiting.items(), ("sdk", sdk_fake)]:
+                for _ in range(600):
+                    if not fake.pending:  # every request it was due has reached it
+                        break
+                    await asyncio.sleep(0.05)
+                assert not fake.pending, f"{fmt}: requests still to arrive"
+            await asyncio.sleep(0.3)  # the SDK streams' first text is on its way to them
+
+            sigterm = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.3)
+            async with http.get(admin_base + "/readyz") as r:
+                assert r.status == 503 and (await r.json())["status"] == "shutting_down"
+            async with http.get(admin_base + "/healthz") as r:
+                assert r.status == 200
+            async with idle.get(base + "/readyz") as r:  # the API port too, on a connection still open
+                assert r.status == 503
+            async with aiohttp.ClientSession() as fresh:
+                with pytest.raises(aiohttp.ClientConnectionError):  # no new connections on the API port
+                    await fresh.get(base + "/healthz")
+            assert time.monotonic() - sigterm < GRACE_S - 0.5
+            assert not any(task.done() for task in raw), "a stream ended before the grace period did"
+
+            streams = await asyncio.wait_for(asyncio.gather(*raw), GRACE_S + 5)
+            said = await asyncio.wait_for(asyncio.gather(*sdk.values()), GRACE_S + 5)
+            refused = await asyncio.wait_for(asyncio.gather(*answers), GRACE_S + 5)
+            while proc.poll() is None and time.monotonic() - sigterm < GRACE_S + 5:
+                await asyncio.sleep(0.02)
+            exited = time.monotonic() - sigterm
+
+            for fmt, events, ended_at in streams:
+                assert GRACE_S - 0.1 <= ended_at - sigterm <= GRACE_S + 1.0, (fmt, ended_at - sigterm)
+                assert len(events) >= 2, (fmt, events)  # what streamed before, then the ending
+                assert shutdown_code(fmt, events[-1][1]) == "server_shutting_down", (fmt, events[-1])
+                before = events[:-2] if fmt == "responses" else events[:-1]  # Responses: `error`, `response.failed`
+                assert not any("error" in data or data.get("type") in ("error", "response.failed")
+                               for _, data in before), (fmt, before)
+                if fmt == "responses":
+                    assert events[-2] == ("error", {"type": "error", "code": "server_shutting_down",
+                                                    "message": "sidegate is shutting down; retry the request",
+                                                    "param": None})
+            for fmt, text in zip(sdk, said, strict=True):
+                assert "server_shutting_down" in text or "shutting down" in text, (fmt, text)
+            for status, retry_after, _ in refused:
+                assert (status, retry_after) == (503, "1")
+            (_, _, chat_error), (_, _, gemini_error) = refused
+            assert chat_error["error"]["code"] == "server_shutting_down"
+            assert gemini_error["error"]["details"][0]["reason"] == "server_shutting_down"
+
+        assert proc.wait(5) == 0, output()
+        assert exited <= GRACE_S + 1.0, exited
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+    rows = sqlite3.connect(db).execute(
+        "select model_service, status_code, error_code, streaming, input_tokens, output_tokens,"
+        " tokens_estimated from usage").fetchall()
+    by_service: dict[str, list[tuple[Any, ...]]] = {}
+    for service, *rest in rows:
+        by_service.setdefault(service, []).append(tuple(rest))
+    assert sorted((s, len(r)) for s, r in by_service.items()) == sorted(
+        [*raw_counts.items(), ("m", 4), ("waiting-chat", 1), ("waiting-gemini", 1)])
+    for fmt in [*fakes, "m"]:
+        for status, code, streaming, input_tokens, output_tokens, estimated in by_service[fmt]:
+            assert (status, code, streaming, estimated) == (200, "server_shutting_down", 1, 1), fmt
+            assert input_tokens > 0 and output_tokens > 0, fmt  # partial: the text streamed before the end
+    for fmt in waiting:
+        assert [row[:3] for row in by_service[f"waiting-{fmt}"]] == [(503, "server_shutting_down", 0)]
