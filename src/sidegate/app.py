@@ -189,7 +189,7 @@ async def serve(policies: str | Path, listen: str | None = None, watch_interval_
     await stop.wait()
 
     watcher.cancel()
-    await shut_down(state, sites[0], runners, state.policy.model.server.shutdown_grace_s)  # as reloaded
+    await shut_down(state, sites[0], runners, server.shutdown_grace_s)
     with contextlib.suppress(asyncio.CancelledError):
         await watcher
     await close_state(state)
@@ -210,7 +210,8 @@ async def shut_down(state: AppState, api_site: web.TCPSite, runners: list[web.Ap
     while state.in_flight and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     if state.in_flight:
-        log.warning("grace period over: ending the requests in flight", ended=state.live.end_all())
+        ended = state.live.end_all()
+        log.warning("grace period over: ending the requests in flight", ended=ended)
         deadline += _ENDING_S
         while state.in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.01)

@@ -59,7 +59,8 @@ class LiveRequests:
     def leave(self, task: asyncio.Task[Any] | None) -> None:
         if task is not None:
             self._live.pop(task, None)
-            self._ended.discard(task)
+            if self._ended:
+                self._ended.discard(task)
 
     def streaming(self, reply: Reply) -> None:
         """The current request now relays `reply` as a stream: shutdown ends it through the reply."""
