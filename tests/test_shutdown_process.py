@@ -21,6 +21,7 @@ import aiohttp
 import orjson
 import pytest
 from tests.conftest import KEY, PRINCIPALS
+from tests.fakes import sse_data
 from tests.sdk_clients import close_sdk_clients  # noqa: F401  (fixture)
 from tests.served import free_port, wait_until_up
 from tests.test_stream_failures import (
@@ -34,7 +35,7 @@ from tests.test_stream_failures import (
 
 from sidegate.upstream.sse import SSESplitter
 
-GRACE_S = 2.0
+GRACE_S = 2.5
 AUTH = {"Authorization": f"Bearer {KEY}"}
 HI = [{"role": "user", "content": "hi"}]
 P = "/ai-gateway"
@@ -97,8 +98,89 @@ async def sdk_stream(read: Callable[[str], Awaitable[tuple[str, Exception | None
     return repr(error) + str(getattr(error, "body", ""))
 
 
-async def test_sigterm_ends_every_live_stream_with_its_formats_error_and_exits_in_time(tmp_path: Path,
-                                                                                       fake_upstream):
+async def arrived(fake: Any, name: str) -> None:
+    """Wait until every request the fake was scripted for has reached it."""
+    for _ in range(600):
+        if not fake.pending:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{name}: requests still to arrive")
+
+
+def spec(kind: str, fake: Any, extra: str = "") -> str:
+    """A policy `providers:` entry for a fake upstream."""
+    return f"kind: {kind}, base_url: '{fake.base_url}', api_key: k{extra}"
+
+
+class Served:
+    """`sidegate serve` in a process of its own, with the admin port, a grace period of GRACE_S and
+    one model service per provider (named alike)."""
+
+    def __init__(self, tmp_path: Path, providers: dict[str, str]) -> None:
+        self.db = tmp_path / "usage.db"
+        port, admin = free_port(), free_port()
+        self.base, self.admin = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}"
+        directory = tmp_path / "policies"
+        directory.mkdir()
+        entries = "\n".join(f"  {name}: {{{entry}}}" for name, entry in providers.items())
+        models = "\n".join(f"  {name}: {{destinations: [{{provider: {name}}}]}}" for name in providers)
+        (directory / "main.yaml").write_text(
+            f'server: {{admin_listen: "127.0.0.1:{admin}", shutdown_grace_s: {GRACE_S}}}\n'
+            f"providers:\n{entries}\nmodels:\n{models}\n"
+            f'usage: {{store: "sqlite:///{self.db}"}}\n' + PRINCIPALS)
+        self.proc = subprocess.Popen([sys.executable, "-m", "sidegate", "serve", "--policies", str(directory),
+                                      "--listen", f"127.0.0.1:{port}", "--watch-interval", "0"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
+
+    def output(self) -> str:
+        self.stop()
+        return self.proc.stdout.read().decode(errors="replace") if self.proc.stdout else ""
+
+    async def up(self, http: aiohttp.ClientSession) -> None:
+        await wait_until_up(self.proc, self.admin + "/healthz", http, self.output)
+
+    def sigterm(self) -> float:
+        self.proc.send_signal(signal.SIGTERM)
+        return time.monotonic()
+
+    async def exited(self, since: float) -> float:
+        """Seconds from `since` until the process exited (0 asserted), waiting up to GRACE_S + 5."""
+        while self.proc.poll() is None and time.monotonic() - since < GRACE_S + 5:
+            await asyncio.sleep(0.02)
+        took = time.monotonic() - since
+        assert self.proc.poll() == 0, self.output()
+        return took
+
+    def rows(self) -> dict[str, list[tuple[Any, ...]]]:
+        """The usage rows by model service: (status, error code, streaming, input tokens, output
+        tokens, estimated)."""
+        by_service: dict[str, list[tuple[Any, ...]]] = {}
+        for service, *rest in sqlite3.connect(self.db).execute(
+                "select model_service, status_code, error_code, streaming, input_tokens, output_tokens,"
+                " tokens_estimated from usage"):
+            by_service.setdefault(service, []).append(tuple(rest))
+        return by_service
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def serve(tmp_path: Path):
+    made: list[Served] = []
+
+    def start(providers: dict[str, str]) -> Served:
+        made.append(Served(tmp_path, providers))
+        return made[-1]
+
+    yield start
+    for served in made:
+        served.stop()
+
+
+async def test_sigterm_ends_every_live_stream_with_its_formats_error_and_exits_in_time(serve, fake_upstream):
     kinds = {"chat": "openai", "responses": "openai", "anthropic": "anthropic", "gemini": "gemini"}
     fakes = {fmt: await fake_upstream(kind) for fmt, kind in kinds.items()}
     raw_counts = {"chat": 12, "responses": 12, "anthropic": 12, "gemini": 10}  # + 4 SDK streams: 50
@@ -114,110 +196,71 @@ async def test_sigterm_ends_every_live_stream_with_its_formats_error_and_exits_i
     for fake in waiting.values():
         fake.reply(hang=True)  # no answer at all before the deadline
 
-    db = tmp_path / "usage.db"
-    port, admin = free_port(), free_port()
-    lines = [f"  {fmt}: {{kind: {kinds[fmt]}, base_url: '{fake.base_url}', api_key: k}}"
-             for fmt, fake in fakes.items()]
-    lines += [f"  waiting-{fmt}: {{kind: {kinds[fmt]}, base_url: '{fake.base_url}', api_key: k}}"
-              for fmt, fake in waiting.items()]
-    lines.append(f"  m: {{kind: openai, base_url: '{sdk_fake.base_url}', api_key: k, apis: [{', '.join(CHAT_ONLY)}]}}")
-    providers = "\n".join(lines)
-    models = "\n".join(f"  {name}: {{destinations: [{{provider: {name}}}]}}"
-                       for name in [*fakes, *(f"waiting-{fmt}" for fmt in waiting), "m"])
-    directory = tmp_path / "policies"
-    directory.mkdir()
-    (directory / "main.yaml").write_text(
-        f'server: {{admin_listen: "127.0.0.1:{admin}", shutdown_grace_s: {GRACE_S}}}\n'
-        f"providers:\n{providers}\nmodels:\n{models}\n"
-        f'usage: {{store: "sqlite:///{db}"}}\n' + PRINCIPALS)
-    proc = subprocess.Popen([sys.executable, "-m", "sidegate", "serve", "--policies", str(directory),
-                             "--listen", f"127.0.0.1:{port}", "--watch-interval", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
-    base, admin_base = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}"
+    providers = {fmt: spec(kinds[fmt], fake) for fmt, fake in fakes.items()}
+    providers |= {f"waiting-{fmt}": spec(kinds[fmt], fake) for fmt, fake in waiting.items()}
+    providers["m"] = spec("openai", sdk_fake, f", apis: [{', '.join(CHAT_ONLY)}]")
+    served = serve(providers)
+    base, admin_base = served.base, served.admin
 
-    def output() -> str:
-        if proc.poll() is None:
-            proc.kill()
-        return proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http, \
+            aiohttp.ClientSession() as idle:
+        await served.up(http)
+        await wait_until_up(served.proc, base + "/readyz", idle, served.output)  # then idle, kept alive
+        starts = {fmt: [asyncio.Event() for _ in range(n)] for fmt, n in raw_counts.items()}
+        raw = [asyncio.create_task(raw_stream(http, base, fmt, fmt, started))
+               for fmt, events in starts.items() for started in events]
+        readers = {"chat": read_chat, "responses": read_responses, "anthropic": read_anthropic,
+                   "gemini": read_gemini}
+        sdk = {fmt: asyncio.create_task(sdk_stream(read, base)) for fmt, read in readers.items()}
+        chat_path, chat_body = stream_request("chat", "waiting-chat")
+        gemini_url = f"{base}{P}/gemini/v1beta/models/waiting-gemini:generateContent"
+        answers = [asyncio.create_task(answer(http, base + chat_path, {**chat_body, "stream": False})),
+                   asyncio.create_task(answer(http, gemini_url, stream_request("gemini", "")[1]))]
+        await asyncio.wait_for(asyncio.gather(*(e.wait() for events in starts.values() for e in events)), 30)
+        for fmt, fake in [*fakes.items(), *waiting.items(), ("sdk", sdk_fake)]:
+            await arrived(fake, fmt)
+        await asyncio.sleep(0.3)  # the SDK streams' first text is on its way to them
 
-    try:
-        connector = aiohttp.TCPConnector(limit=0)
-        async with aiohttp.ClientSession(connector=connector) as http, aiohttp.ClientSession() as idle:
-            await wait_until_up(proc, admin_base + "/healthz", http, output)
-            await wait_until_up(proc, base + "/readyz", idle, output)  # then idle on a keep-alive connection
-            starts = {fmt: [asyncio.Event() for _ in range(n)] for fmt, n in raw_counts.items()}
-            raw = [asyncio.create_task(raw_stream(http, base, fmt, fmt, started))
-                   for fmt, events in starts.items() for started in events]
-            readers = {"chat": read_chat, "responses": read_responses, "anthropic": read_anthropic,
-                       "gemini": read_gemini}
-            sdk = {fmt: asyncio.create_task(sdk_stream(read, base)) for fmt, read in readers.items()}
-            chat_path, chat_body = stream_request("chat", "waiting-chat")
-            gemini_url = f"{base}{P}/gemini/v1beta/models/waiting-gemini:generateContent"
-            answers = [asyncio.create_task(answer(http, base + chat_path, {**chat_body, "stream": False})),
-                       asyncio.create_task(answer(http, gemini_url, stream_request("gemini", "")[1]))]
-            await asyncio.wait_for(asyncio.gather(*(e.wait() for events in starts.values() for e in events)), 30)
-            for fmt, fake in [*fakes.items(), *waiting.items(), ("sdk", sdk_fake)]:
-                for _ in range(600):
-                    if not fake.pending:  # every request it was due has reached it
-                        break
-                    await asyncio.sleep(0.05)
-                assert not fake.pending, f"{fmt}: requests still to arrive"
-            await asyncio.sleep(0.3)  # the SDK streams' first text is on its way to them
+        sigterm = served.sigterm()
+        await asyncio.sleep(0.3)
+        async with http.get(admin_base + "/readyz") as r:
+            assert r.status == 503 and (await r.json())["status"] == "shutting_down"
+        async with http.get(admin_base + "/healthz") as r:
+            assert r.status == 200
+        async with idle.get(base + "/readyz") as r:  # the API port too, on a connection still open
+            assert r.status == 503
+        async with aiohttp.ClientSession() as fresh:
+            with pytest.raises(aiohttp.ClientConnectionError):  # no new connections on the API port
+                await fresh.get(base + "/healthz")
+        assert time.monotonic() - sigterm < GRACE_S - 0.5
+        assert not any(task.done() for task in raw), "a stream ended before the grace period did"
 
-            sigterm = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
-            await asyncio.sleep(0.3)
-            async with http.get(admin_base + "/readyz") as r:
-                assert r.status == 503 and (await r.json())["status"] == "shutting_down"
-            async with http.get(admin_base + "/healthz") as r:
-                assert r.status == 200
-            async with idle.get(base + "/readyz") as r:  # the API port too, on a connection still open
-                assert r.status == 503
-            async with aiohttp.ClientSession() as fresh:
-                with pytest.raises(aiohttp.ClientConnectionError):  # no new connections on the API port
-                    await fresh.get(base + "/healthz")
-            assert time.monotonic() - sigterm < GRACE_S - 0.5
-            assert not any(task.done() for task in raw), "a stream ended before the grace period did"
+        streams = await asyncio.wait_for(asyncio.gather(*raw), GRACE_S + 5)
+        said = await asyncio.wait_for(asyncio.gather(*sdk.values()), GRACE_S + 5)
+        refused = await asyncio.wait_for(asyncio.gather(*answers), GRACE_S + 5)
+        exited = await served.exited(sigterm)
 
-            streams = await asyncio.wait_for(asyncio.gather(*raw), GRACE_S + 5)
-            said = await asyncio.wait_for(asyncio.gather(*sdk.values()), GRACE_S + 5)
-            refused = await asyncio.wait_for(asyncio.gather(*answers), GRACE_S + 5)
-            while proc.poll() is None and time.monotonic() - sigterm < GRACE_S + 5:
-                await asyncio.sleep(0.02)
-            exited = time.monotonic() - sigterm
+    assert exited <= GRACE_S + 1.0, exited
+    for fmt, events, ended_at in streams:
+        assert GRACE_S - 0.1 <= ended_at - sigterm <= GRACE_S + 1.0, (fmt, ended_at - sigterm)
+        assert len(events) >= 2, (fmt, events)  # what streamed before, then the ending
+        assert shutdown_code(fmt, events[-1][1]) == "server_shutting_down", (fmt, events[-1])
+        before = events[:-2] if fmt == "responses" else events[:-1]  # Responses: `error`, `response.failed`
+        assert not any("error" in data or data.get("type") in ("error", "response.failed")
+                       for _, data in before), (fmt, before)
+        if fmt == "responses":
+            assert events[-2] == ("error", {"type": "error", "code": "server_shutting_down",
+                                            "message": "sidegate is shutting down; retry the request",
+                                            "param": None})
+    for fmt, text in zip(sdk, said, strict=True):
+        assert "server_shutting_down" in text or "shutting down" in text, (fmt, text)
+    for status, retry_after, _ in refused:
+        assert (status, retry_after) == (503, "1")
+    (_, _, chat_error), (_, _, gemini_error) = refused
+    assert chat_error["error"]["code"] == "server_shutting_down"
+    assert gemini_error["error"]["details"][0]["reason"] == "server_shutting_down"
 
-            for fmt, events, ended_at in streams:
-                assert GRACE_S - 0.1 <= ended_at - sigterm <= GRACE_S + 1.0, (fmt, ended_at - sigterm)
-                assert len(events) >= 2, (fmt, events)  # what streamed before, then the ending
-                assert shutdown_code(fmt, events[-1][1]) == "server_shutting_down", (fmt, events[-1])
-                before = events[:-2] if fmt == "responses" else events[:-1]  # Responses: `error`, `response.failed`
-                assert not any("error" in data or data.get("type") in ("error", "response.failed")
-                               for _, data in before), (fmt, before)
-                if fmt == "responses":
-                    assert events[-2] == ("error", {"type": "error", "code": "server_shutting_down",
-                                                    "message": "sidegate is shutting down; retry the request",
-                                                    "param": None})
-            for fmt, text in zip(sdk, said, strict=True):
-                assert "server_shutting_down" in text or "shutting down" in text, (fmt, text)
-            for status, retry_after, _ in refused:
-                assert (status, retry_after) == (503, "1")
-            (_, _, chat_error), (_, _, gemini_error) = refused
-            assert chat_error["error"]["code"] == "server_shutting_down"
-            assert gemini_error["error"]["details"][0]["reason"] == "server_shutting_down"
-
-        assert proc.wait(5) == 0, output()
-        assert exited <= GRACE_S + 1.0, exited
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-
-    rows = sqlite3.connect(db).execute(
-        "select model_service, status_code, error_code, streaming, input_tokens, output_tokens,"
-        " tokens_estimated from usage").fetchall()
-    by_service: dict[str, list[tuple[Any, ...]]] = {}
-    for service, *rest in rows:
-        by_service.setdefault(service, []).append(tuple(rest))
+    by_service = served.rows()
     assert sorted((s, len(r)) for s, r in by_service.items()) == sorted(
         [*raw_counts.items(), ("m", 4), ("waiting-chat", 1), ("waiting-gemini", 1)])
     for fmt in [*fakes, "m"]:
@@ -226,3 +269,34 @@ async def test_sigterm_ends_every_live_stream_with_its_formats_error_and_exits_i
             assert input_tokens > 0 and output_tokens > 0, fmt  # partial: the text streamed before the end
     for fmt in waiting:
         assert [row[:3] for row in by_service[f"waiting-{fmt}"]] == [(503, "server_shutting_down", 0)]
+
+
+async def test_a_caller_that_stops_reading_is_cut_at_the_end_and_its_row_is_written(serve, fake_upstream):
+    """The one request shutdown cannot end well: its caller reads nothing, so sidegate's writes to it
+    wait. It is cut when the grace period and the ending are over; the process still exits in time."""
+    fake = await fake_upstream("openai")
+    piece = sse_data({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "chat",
+                      "choices": [{"index": 0, "delta": {"content": "x" * 65536}, "finish_reason": None}]})
+    fake.reply(sse=[piece] * 512, hang_after=512)  # 32 MB: more than the sockets on the way hold
+    served = serve({"chat": spec("openai", fake)})
+    async with aiohttp.ClientSession() as http:
+        await served.up(http)
+    host, port = served.base.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    body = orjson.dumps({"model": "chat", "stream": True, "messages": HI})
+    writer.write(b"POST /ai-gateway/openai/v1/chat/completions HTTP/1.1\r\nHost: sidegate\r\n"
+                 + f"Authorization: Bearer {KEY}\r\nContent-Type: application/json\r\n".encode()
+                 + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    head = await reader.readuntil(b"\r\n\r\n")  # the answer began; from here on the caller reads no more
+    assert head.startswith(b"HTTP/1.1 200") and b"chunked" in head.lower()
+    await asyncio.sleep(0.5)  # sidegate's writes to the caller fill the buffers on the way and wait
+
+    sigterm = served.sigterm()
+    exited = await served.exited(sigterm)
+    assert GRACE_S <= exited <= GRACE_S + 1.0, exited
+    rest = await reader.read()  # what the buffers held, then the connection closed
+    writer.close()
+    assert rest and not rest.endswith(b"0\r\n\r\n")  # the body was cut, not terminated
+    [(status, code, streaming, input_tokens, output_tokens, estimated)] = served.rows()["chat"]
+    assert (status, code, streaming, estimated) == (499, "client_disconnected", 1, 1)
+    assert input_tokens > 0 and output_tokens > 16384  # at least the first piece went out

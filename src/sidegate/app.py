@@ -145,9 +145,10 @@ async def close_state(state: AppState) -> None:
 
 
 # After the grace period: how long ended requests get to write their last bytes, then how long
-# (twice, at most) a connection still busy gets at cleanup. Together well under a second.
-_ENDING_S = 0.4
-_CLEANUP_S = 0.15
+# (twice, at most) a connection still busy gets at cleanup, and its request to record its row after
+# being cancelled. Together well under a second.
+_ENDING_S = 0.3
+_CLEANUP_S = 0.1
 
 
 def _split(listen: str) -> tuple[str, int]:
@@ -217,3 +218,6 @@ async def shut_down(state: AppState, api_site: web.TCPSite, runners: list[web.Ap
             await asyncio.sleep(0.01)
     for runner in runners:
         await runner.cleanup()  # closes idle keep-alive connections; cancels what still runs
+    deadline = time.monotonic() + _CLEANUP_S
+    while state.in_flight and time.monotonic() < deadline:  # the cancelled ones record their usage rows
+        await asyncio.sleep(0.01)
