@@ -200,7 +200,10 @@ class Response:
         self.abort(TimeoutError(what))
 
     def abort(self, error: BaseException) -> None:
-        """Give up on the answer from this side: the reader gets `error`, the connection is closed."""
+        """Give up on the answer from this side: the reader gets `error` after what already arrived,
+        the connection is closed. Once released, the connection may serve another answer: left alone."""
+        if self._done:
+            return
         self.fail(error)
         self.conn.close()
 
