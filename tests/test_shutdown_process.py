@@ -43,8 +43,7 @@ P = "/ai-gateway"
 
 
 def stream_request(fmt: str, model: str) -> tuple[str, dict[str, Any]]:
-    """The path and body of a streaming call in caller format `fmt` (Gemini: `:generateContent` to
-    call it whole)."""
+    """The path and body of a streaming call in caller format `fmt`."""
     if fmt == "chat":
         return f"{P}/openai/v1/chat/completions", {"model": model, "messages": HI, "stream": True}
     if fmt == "responses":
