@@ -391,3 +391,23 @@ async def test_truncated_gzip_breaks(serve: Serve, client: Http1Client) -> None:
     up = await serve(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(packed) + packed)
     with pytest.raises(UpstreamBroken):
         await (await get(client, up)).read()  # not the decoded prefix
+
+
+async def test_abort_ends_a_stream_after_what_arrived_and_spares_a_released_connection(
+        serve: Serve, client: Http1Client) -> None:
+    up = await serve((CHUNKED + b"3\r\nabc\r\n", HOLD), OK, OK2)
+    reply = await get(client, up, first_byte_timeout_s=2, idle_timeout_s=2)
+    chunks = reply.chunks()
+    await asyncio.sleep(0.1)  # "abc" arrived; the server holds the rest back
+    reply.abort(ConnectionAbortedError("shutting down"))
+    async with asyncio.timeout(2):
+        assert await anext(chunks) == b"abc"
+        with pytest.raises(ConnectionAbortedError, match="shutting down"):
+            await anext(chunks)
+    await eventually(lambda: up.eofs == 1)  # the connection was closed, not kept
+    done = await get(client, up)
+    assert await done.read() == b"hello"  # read whole and released: its connection is back in the pool
+    done.abort(ConnectionAbortedError("too late"))  # the pooled connection, maybe serving another answer now
+    assert idle(client) == 1
+    assert await (await get(client, up)).read() == b"world"
+    assert up.accepted == 2

@@ -165,7 +165,8 @@ async def readyz(request: web.Request) -> web.Response:
     if state.limiter is not None:
         await state.limiter.probe()
     reasons = [{"code": found[0], "message": found[1]} for check in NOT_READY if (found := check(state))]
-    body = {"status": "not_ready" if reasons else "ready", "reasons": reasons, "policy": state.holder.status(),
+    status = "shutting_down" if state.shutting_down else "not_ready" if reasons else "ready"
+    body = {"status": status, "reasons": reasons, "policy": state.holder.status(),
             "in_flight": state.in_flight, "stores": store_health(state)}
     return web.Response(body=orjson.dumps(body), status=503 if reasons else 200, content_type="application/json")
 
@@ -249,6 +250,13 @@ async def close_state(state: AppState) -> None:
     await state.close()
 
 
+# After the grace period: how long ended requests get to write their last bytes, then how long
+# (twice, at most) a connection still busy gets at cleanup, and its request to record its row after
+# being cancelled. Together well under a second.
+_ENDING_S = 0.3
+_CLEANUP_S = 0.1
+
+
 def _split(listen: str) -> tuple[str, int]:
     host, _, port = listen.rpartition(":")
     return host.strip("[]"), int(port)
@@ -279,7 +287,7 @@ async def serve(policies: str | Path, listen: str | None = None, watch_interval_
         apps.append((build_admin_app(state), server.admin_listen))
     for app, where in apps:
         edge = EdgeRunner(app, prefix=state.policy.prefix, max_header_bytes=server.max_header_bytes,
-                          handle_signals=False, access_log=None, shutdown_timeout=1.0)
+                          handle_signals=False, access_log=None, shutdown_timeout=_CLEANUP_S)
         await edge.setup()
         host, port = _split(where)
         site = web.TCPSite(edge, host, port, reuse_address=True, backlog=1024)
@@ -306,16 +314,35 @@ async def serve(policies: str | Path, listen: str | None = None, watch_interval_
     watcher = loop.create_task(state.holder.watch(watch_interval_s) if watch_interval_s > 0 else stop.wait())
     await stop.wait()
 
-    log.info("stopping: no new connections; waiting for requests in flight", in_flight=state.in_flight)
     watcher.cancel()
-    for site in sites:
-        await site.stop()
-    deadline = time.monotonic() + server.shutdown_grace_s
-    while state.in_flight and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    for runner in runners:
-        await runner.cleanup()
+    await shut_down(state, sites[0], runners, server.shutdown_grace_s)
     with contextlib.suppress(asyncio.CancelledError):
         await watcher
     await close_state(state)
     log.info("stopped")
+
+
+async def shut_down(state: AppState, api_site: web.TCPSite, runners: list[web.AppRunner], grace_s: float) -> None:
+    """The stop on SIGTERM: unready at once (the admin port keeps answering probes), no new connections
+    on the API port, `grace_s` for the requests in flight to finish; then each one still running is
+    ended properly (`LiveRequests.end_all`: streams get their format's error event) and the
+    connections close. The caller then flushes the usage rows."""
+    began = time.monotonic()
+    state.shutting_down = True
+    log.info("stopping: no new connections; waiting for requests in flight", in_flight=state.in_flight,
+             grace_s=grace_s)
+    await api_site.stop()
+    deadline = began + grace_s
+    while state.in_flight and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    if state.in_flight:
+        ended = state.live.end_all()
+        log.warning("grace period over: ending the requests in flight", ended=ended)
+        deadline += _ENDING_S
+        while state.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+    for runner in runners:
+        await runner.cleanup()  # closes idle keep-alive connections; cancels what still runs
+    deadline = time.monotonic() + _CLEANUP_S
+    while state.in_flight and time.monotonic() < deadline:  # the cancelled ones record their usage rows
+        await asyncio.sleep(0.01)

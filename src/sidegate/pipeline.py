@@ -30,6 +30,7 @@ from sidegate.ingress.registry import FAMILIES, Surface
 from sidegate.state import STATE, AppState
 from sidegate.telemetry.record import record
 from sidegate.upstream.forward import forward
+from sidegate.upstream.live import shutting_down_error
 from sidegate.upstream.relay import relay
 
 log = structlog.get_logger("sidegate.pipeline")
@@ -101,9 +102,12 @@ async def handle(
     ctx.client = client_of(ctx.user_agent)
     state.tracing.start_request(ctx)
     state.in_flight += 1
+    task = state.live.enter()
     try:
         if refusal is not None:
             raise refusal
+        if state.live.ending:
+            raise shutting_down_error()
         authenticate(ctx)
         await parse(ctx)
         if not ctx.fmt.has_body:
@@ -119,6 +123,8 @@ async def handle(
     except GatewayError as err:
         return error_response(ctx, err)
     except asyncio.CancelledError:
+        if state.live.ended():  # shutdown's grace period is over and this answer has not begun
+            return error_response(ctx, shutting_down_error())
         ctx.status, ctx.error_code = 499, "client_disconnected"
         ctx.usage_complete = False  # a stream cut short: usage seen so far is partial
         raise
@@ -128,4 +134,5 @@ async def handle(
             500, "internal_error", f"sidegate could not handle this request (request id {ctx.request_id})"))
     finally:
         state.in_flight -= 1
+        state.live.leave(task)
         record(state, ctx)

@@ -19,6 +19,7 @@ from sidegate.telemetry.stores import default_spool_path, open_store
 from sidegate.telemetry.tracing import Tracing, follow
 from sidegate.telemetry.usage_writer import UsageWriter
 from sidegate.upstream.breaker import Breakers
+from sidegate.upstream.live import LiveRequests
 
 if TYPE_CHECKING:
     from sidegate.policy.compiled import CompiledPolicy
@@ -43,7 +44,8 @@ class AppState:
         self.metrics = Metrics(holder.current.model.telemetry.metrics.labels, self)
         self.tracing = Tracing.from_policy(holder.current.model.telemetry.traces)  # off without an endpoint
         self.in_flight = 0
-        self.shutting_down = False  # set when shutdown begins: /readyz answers 503 from then on
+        self.live = LiveRequests()  # what shutdown ends at the end of its grace period
+        self.shutting_down = False  # from SIGTERM on: /readyz answers 503
         self.session: Http1Client | None = None
         self._background: set[asyncio.Task[Any]] = set()
 

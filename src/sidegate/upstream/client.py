@@ -33,6 +33,10 @@ class Reply:
     def close(self) -> None:
         """Release the connection; safe to call more than once."""
 
+    def abort(self, error: BaseException) -> None:
+        """End an answer still arriving: its reader gets `error` after what already arrived. An
+        answer made in process has nothing left to wait for."""
+
 
 class HttpReply(Reply):
     __slots__ = ("_body", "_response", "headers", "is_sse", "status")
@@ -61,6 +65,9 @@ class HttpReply(Reply):
 
     def close(self) -> None:
         self._response.release()
+
+    def abort(self, error: BaseException) -> None:
+        self._response.abort(error)
 
 
 class InProcessReply(Reply):

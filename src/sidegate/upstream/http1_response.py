@@ -197,7 +197,14 @@ class Response:
 
     def _timed_out(self, what: str) -> None:
         self._deadline_timer = None
-        self.fail(TimeoutError(what))
+        self.abort(TimeoutError(what))
+
+    def abort(self, error: BaseException) -> None:
+        """Give up on the answer from this side: the reader gets `error` after what already arrived,
+        the connection is closed. Once released, the connection may serve another answer: left alone."""
+        if self._done:
+            return
+        self.fail(error)
         self.conn.close()
 
     # -- used by the caller

@@ -20,9 +20,11 @@ from sidegate.context import RequestContext
 from sidegate.errors import GatewayError
 from sidegate.governance.stream_guard import StreamGuard
 from sidegate.ingress.registry import FAMILIES, FORMATS, stream_error
+from sidegate.state import STATE
 from sidegate.translate import StreamTranslator
 from sidegate.upstream.client import Reply
 from sidegate.upstream.forward import destination_failed, destination_succeeded, relayed_as_stream
+from sidegate.upstream.live import SHUTTING_DOWN, ShuttingDown, shutting_down_error
 from sidegate.upstream.sse import Event, SSESplitter, parse_block
 
 _UPSTREAM_READ_ERRORS = (TimeoutError, OSError)  # idle timeout; connection broken (UpstreamBroken)
@@ -133,6 +135,16 @@ class _Outbound:
         return self.guard is not None and self.guard.blocked
 
 
+def _error_ending(ctx: RequestContext, translator: StreamTranslator | None, splitter: SSESplitter,
+                  err: GatewayError, kind: str) -> list[bytes]:
+    """The caller's last event when its stream cannot end well: `err` in the caller's format (`kind`:
+    the error's kind for a translated stream, which renders it through the translation)."""
+    splitter.rest()  # drop a torn event: nothing may follow the error event
+    if translator is not None:
+        return translator.error(err.status, kind, err.message)
+    return [stream_error(ctx.fmt.name, err, ctx.request_id)]
+
+
 async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse:
     translation = ctx.translation
     translator = translation.stream() if translation is not None else None
@@ -155,6 +167,7 @@ async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse
             if ctx.first_byte_at is None:
                 ctx.first_byte_at = time.perf_counter()
 
+    ctx.request.app[STATE].live.streaming(reply)  # from here on, shutdown ends it with an error event
     try:
         await response.prepare(ctx.request)
         chunks = reply.chunks().__aiter__()
@@ -165,6 +178,12 @@ async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse
                 chunk = await chunks.__anext__()
             except StopAsyncIteration:
                 break
+            except ShuttingDown:  # shutdown's grace period is over (`live.LiveRequests.end_all`)
+                clean = False
+                ctx.usage_complete = False
+                ctx.error_code = SHUTTING_DOWN
+                await send(_error_ending(ctx, translator, splitter, shutting_down_error(), SHUTTING_DOWN))
+                break
             except _UPSTREAM_READ_ERRORS as exc:
                 clean = False
                 idle = isinstance(exc, TimeoutError)
@@ -172,12 +191,8 @@ async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse
                 ctx.error_code = "upstream_idle_timeout" if idle else "upstream_stream_interrupted"
                 destination_failed(ctx)
                 message = f"the upstream stream ended early: {type(exc).__name__}"
-                splitter.rest()  # drop a torn event: nothing may follow the error event
-                if translator is not None:
-                    await send(translator.error(502, "api_error", message))
-                else:
-                    await send([stream_error(ctx.fmt.name, GatewayError(502, ctx.error_code, message),
-                                             ctx.request_id)])
+                await send(_error_ending(ctx, translator, splitter, GatewayError(502, ctx.error_code, message),
+                                         "api_error"))
                 break
             finally:
                 ctx.upstream_s += time.perf_counter() - waited
