@@ -126,7 +126,7 @@ class Served:
         entries = "\n".join(f"  {name}: {{{entry}}}" for name, entry in providers.items())
         models = "\n".join(f"  {name}: {{destinations: [{{provider: {name}}}]}}" for name in providers)
         (directory / "main.yaml").write_text(
-            f'server: {{admin_listen: "127.0.0.1:{admin}", shutdown_grace_s: {GRACE_S}}}\n'
+            f'server: {{admin_listen: "127.0.0.1:{admin}", healthz_on_listen: true, shutdown_grace_s: {GRACE_S}}}\n'
             f"providers:\n{entries}\nmodels:\n{models}\n"
             f'usage: {{store: "sqlite:///{self.db}"}}\n' + PRINCIPALS)
         self.proc = subprocess.Popen([sys.executable, "-m", "sidegate", "serve", "--policies", str(directory),
@@ -211,7 +211,7 @@ async def test_sigterm_ends_every_live_stream_with_its_formats_error_and_exits_i
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http, \
             aiohttp.ClientSession() as idle:
         await served.up(http)
-        await wait_until_up(served.proc, base + "/readyz", idle, served.output)  # then idle, kept alive
+        await wait_until_up(served.proc, base + "/healthz", idle, served.output)  # then idle, kept alive
         starts = {fmt: [asyncio.Event() for _ in range(n)] for fmt, n in raw_counts.items()}
         raw = [asyncio.create_task(raw_stream(http, base, fmt, fmt, started))
                for fmt, events in starts.items() for started in events]
@@ -235,8 +235,8 @@ async def test_sigterm_ends_every_live_stream_with_its_formats_error_and_exits_i
             assert r.status == 503 and (await r.json())["status"] == "shutting_down"
         async with http.get(admin_base + "/healthz") as r:
             assert r.status == 200
-        async with idle.get(base + "/readyz") as r:  # the API port too, on a connection still open
-            assert r.status == 503
+        async with idle.get(base + "/healthz") as r:  # the API port too, on a connection still open
+            assert r.status == 200
         async with aiohttp.ClientSession() as fresh:
             with pytest.raises(aiohttp.ClientConnectionError):  # no new connections on the API port
                 await fresh.get(base + "/healthz")
