@@ -1,0 +1,117 @@
+"""Faults of a destination before anything reached the caller, for every caller format, whole
+and streamed, native and translated: a reset, a refused or closed connection, a hang, a slow
+first byte, 5xx and 429 answers, bodies that are not the destination's API. Each case checks the
+caller's status and error shape with no fallback left, the fallback being tried when there is one,
+the breaker counting the failure, one usage row per request id and the process healthy after.
+Expectations follow the fault contract of the README's "Upstream failures" section."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+import pytest
+from tests.fakes.fault_env import (  # noqa: F401
+    PAIR_IDS,
+    PAIRS,
+    Answer,
+    Caller,
+    FaultEnv,
+    assert_error_shape,
+    ends_cleanly,
+    error_code,
+    fault_env,
+    reasons,
+)
+from tests.fakes.faulty import CLOSE, HANG, RESET, Part, Request, error, ok, whole
+
+pytestmark = pytest.mark.timeout(30)
+RETRY_AFTER = "7"
+
+
+def _body(req: Request) -> bytes:
+    return orjson.dumps(req.answer())
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    script: Callable[[Request], list[Part]] | None  # None: the destination's port refuses connections
+    outcome: str  # unreachable | timeout | relayed | invalid
+    status: int = 502
+    streams: bool = True  # also a fault for a streamed request (it happens before the first byte)
+
+
+FAULTS = [
+    Fault("refused", None, "unreachable"),
+    Fault("reset", lambda req: [RESET], "unreachable"),
+    Fault("closed", lambda req: [CLOSE], "unreachable"),
+    Fault("not-http", lambda req: [b"SSH-2.0-OpenSSH_9.6\r\n", CLOSE], "unreachable"),
+    Fault("body-cut-short", lambda req: [*whole(200, _body(req)[:40], length=len(_body(req))), CLOSE],
+          "unreachable", streams=False),
+    Fault("hang", lambda req: [HANG], "timeout", 504),
+    Fault("slow-first-byte", lambda req: [0.8, *ok(req)], "timeout", 504),
+    Fault("500", lambda req: error(req, 500), "relayed", 500),
+    Fault("503", lambda req: error(req, 503), "relayed", 503),
+    Fault("429", lambda req: error(req, 429, [("Retry-After", RETRY_AFTER)]), "relayed", 429),
+    Fault("html-200", lambda req: whole(200, b"<!DOCTYPE html><html><body>Bad gateway</body></html>",
+                                        "text/html; charset=utf-8"), "invalid", streams=False),
+    Fault("garbage-200", lambda req: whole(200, b"\x00\x9fnot json at all\xff"), "invalid", streams=False),
+    Fault("truncated-json", lambda req: whole(200, _body(req)[: len(_body(req)) // 2]), "invalid",
+          streams=False),
+    Fault("json-array", lambda req: whole(200, b'[{"id": "x"}]'), "invalid", streams=False),
+    Fault("json-string", lambda req: whole(200, b'"ok"'), "invalid", streams=False),
+    Fault("wrong-content-type", lambda req: whole(200, _body(req), "text/html"), "invalid", streams=False),
+]
+CASES = [(f, s) for f in FAULTS for s in (False, True) if f.streams or not s]
+CASE_IDS = [f"{f.name}-{'stream' if s else 'whole'}" for f, s in CASES]
+FIRST = {"unreachable": "connection_error", "timeout": "first_byte_timeout", "invalid": "invalid_response"}
+CODES = {"unreachable": "upstream_unreachable", "timeout": "upstream_timeout", "invalid": "upstream_invalid_response"}
+
+
+def expected_status(fault: Fault, caller: Caller, translated: bool) -> int:
+    """A translated overload keeps its meaning, not its number: an Anthropic caller's overload is 529."""
+    return 529 if fault.status == 503 and translated and caller.family == "anthropic" else fault.status
+
+
+async def check_no_fallback_left(env: FaultEnv, answer: Answer, fault: Fault, stream: bool, status: int) -> None:
+    assert answer.status == status, answer.body
+    row = await env.row(answer)
+    assert (row["status_code"], row["streaming"], row["destination_name"]) == (status, stream, "bad")
+    if fault.outcome == "relayed":
+        assert_error_shape(env.caller, answer)
+        assert reasons(row) == [("bad", "error")]
+        assert row["error_code"], row
+        if fault.status == 429:
+            assert answer.headers.get("Retry-After") == RETRY_AFTER, dict(answer.headers)
+    else:
+        assert error_code(env.caller, answer) == CODES[fault.outcome]
+        assert row["error_code"] == CODES[fault.outcome]
+        assert reasons(row) == [("bad", FIRST[fault.outcome])]
+    assert env.gw.state.breakers.is_open(("bad", "bad-m")), "the failure counted against the breaker"
+
+
+async def check_fallback(env: FaultEnv, answer: Answer, stream: bool, first: str) -> None:
+    assert answer.status == 200, answer.body
+    if stream:
+        ends_cleanly(env.caller, answer.body)
+    row = await env.row(answer)
+    assert reasons(row) == [("bad", first), ("good", "ok")]
+    assert (row["status_code"], row["error_code"], row["destination_name"]) == (200, None, "good")
+    assert row["input_tokens"] > 0 and not row["tokens_estimated"], row
+
+
+@pytest.mark.parametrize(("fault", "stream"), CASES, ids=CASE_IDS)
+@pytest.mark.parametrize(("caller", "translated"), PAIRS, ids=PAIR_IDS)
+async def test_fault_before_the_first_byte(fault_env, caller: Caller, translated: bool,  # noqa: F811
+                                           fault: Fault, stream: bool) -> None:
+    env = await fault_env(caller, translated, refused=fault.script is None)
+    if fault.script is not None:
+        env.bad.script(fault.script, fault.script)
+    alone, helped = await asyncio.gather(env.call("m", stream), env.call("mf", stream))
+    await check_no_fallback_left(env, alone, fault, stream, expected_status(fault, caller, translated))
+    await check_fallback(env, helped, stream, FIRST.get(fault.outcome, "retryable_status"))
+    assert env.good.received, "the fallback was asked"
+    await env.healthy(stream)
