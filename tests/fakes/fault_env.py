@@ -5,7 +5,8 @@ fault case ends with (one usage row per request id, the process still healthy).
 Model services of the policy (`env.policy`):
   m   destination `bad` only: the caller sees the fault's outcome;
   mf  destination `bad`, fallback `good`: a failure before the first byte is answered by `good`;
-  ok  destination `good`: the normal request that shows the process healthy afterwards.
+  ok  destination `good`: the normal request that shows the process healthy afterwards;
+  big destination `bad` with long timeouts: for answers that take long to send in one loop.
 `bad` is the faulty upstream (or, for `refused`, a port nothing listens on); `good` answers well.
 Both are of the caller's own kind (native) or another (translated). Short timeouts keep it fast.
 """
@@ -140,10 +141,11 @@ def ends_with_error_event(caller: Caller, data: bytes) -> dict[str, Any]:
         assert failed["response"]["status"] == "failed", failed
         return dict(orjson.loads(d1))
     name, payload = evs[-1]
+    assert payload[:1] == b"{", f"the stream's last event is not an error object: {evs[-1]!r}"
     obj = orjson.loads(payload)
     if caller.family == "anthropic":
-        assert name == "error" and obj["type"] == "error", evs[-1]
-    assert isinstance(obj["error"], dict) and obj["error"]["message"], obj
+        assert name == "error" and obj.get("type") == "error", evs[-1]
+    assert isinstance(obj.get("error"), dict) and obj["error"]["message"], f"not an error event: {evs[-1]!r}"
     return dict(obj["error"])
 
 
@@ -223,6 +225,7 @@ def policy(caller: Caller, translated: bool, bad_url: str, good: FaultyUpstream)
           mf: {{destinations: [{{provider: bad, model: bad-mf}}], fallbacks: [{{provider: good, model: good-mf}}],
                 {timeouts}, {breaker}}}
           ok: {{destinations: [{{provider: good, model: good-ok}}], {timeouts}}}
+          big: {{destinations: [{{provider: bad, model: bad-big}}], timeout_s: 30, idle_timeout_s: 30}}
     """
 
 
