@@ -3,7 +3,8 @@ exactly the bytes a test scripts, so it can misbehave in ways a well-behaved ser
 would: reset or close the connection, hang, wait before its first byte, send broken framing or
 bodies, cut a stream, split its bytes at chosen positions, compress them.
 
-Each request gets the next scripted reply (FIFO), or, when none is queued, the provider's realistic
+Each request gets the reply named by its `x-fault` header (`named`: concurrent requests each get
+their own), else the next scripted reply (FIFO), or, when none is queued, the provider's realistic
 default answer built from the wire fixtures (`tests/fakes/fixtures`). A reply is a list of parts:
 bytes are written (then drained), a float sleeps that many seconds, HANG stays silent until the
 client goes away or the fake closes, CLOSE ends the connection (FIN), RESET aborts it (RST).
@@ -165,6 +166,7 @@ class FaultyUpstream:
         self.kind = kind
         self.received: list[Request] = []
         self.queue: deque[Script] = deque()
+        self.named: dict[str, Script] = {}  # replies chosen by the request's `x-fault` header
         self.port = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -208,7 +210,7 @@ class FaultyUpstream:
         try:
             while (req := await self._read(reader)) is not None:
                 self.received.append(req)
-                script = self.queue.popleft() if self.queue else ok
+                script = self.named.get(req.headers.get("x-fault", "")) or (self.queue.popleft() if self.queue else ok)
                 if not await self._play(script(req), reader, writer):
                     return
         except (OSError, asyncio.IncompleteReadError, asyncio.CancelledError):
