@@ -94,7 +94,7 @@ def error_code(caller: Caller, answer: Answer) -> str:
     if caller.family == "anthropic":
         assert body["type"] == "error" and body["request_id"] and err["type"] and err["message"], body
         return str(err["code"])
-    assert err["code"] == answer.status and err["status"] and err["message"], body
+    assert err["code"] == answer.status and err["status"] and err["message"] and err.get("details"), body
     return str(err["details"][0]["reason"])
 
 
@@ -175,6 +175,7 @@ class FaultEnv:
     caller: Caller
     bad: FaultyUpstream
     good: FaultyUpstream
+    translated: bool
     asked: list[str] = field(default_factory=list)
 
     async def call(self, model: str, stream: bool = False, *, body: dict[str, Any] | None = None) -> Answer:
@@ -233,7 +234,7 @@ async def start(gateway: Any, caller: Caller, translated: bool, *, refused: bool
     kind = caller.other if translated else caller.native
     bad, good = await FaultyUpstream(kind).start(), await FaultyUpstream(kind).start()
     gw = await gateway(policy(caller, translated, free_url() if refused else bad.origin, good))
-    return FaultEnv(gw, caller, bad, good)
+    return FaultEnv(gw, caller, bad, good, translated)
 
 
 @pytest_asyncio.fixture
