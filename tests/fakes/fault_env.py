@@ -177,6 +177,7 @@ class FaultEnv:
     good: FaultyUpstream
     translated: bool
     asked: list[str] = field(default_factory=list)
+    _rows: list[dict[str, Any]] = field(default_factory=list)
 
     async def call(self, model: str, stream: bool = False, *, body: dict[str, Any] | None = None) -> Answer:
         url = self.gw.base + self.caller.path(model, stream)
@@ -186,8 +187,15 @@ class FaultEnv:
         self.asked.append(answer.request_id)
         return answer
 
+    async def _read_rows(self) -> list[dict[str, Any]]:
+        self._rows = await self.gw.rows()
+        return self._rows
+
     async def row(self, answer: Answer) -> dict[str, Any]:
-        rows = [r for r in await self.gw.rows() if r["request_id"] == answer.request_id]
+        """The usage row of that request (read again only when the last read did not hold it)."""
+        rows = [r for r in self._rows if r["request_id"] == answer.request_id]
+        if not rows:
+            rows = [r for r in await self._read_rows() if r["request_id"] == answer.request_id]
         assert len(rows) == 1, rows
         return dict(rows[0])
 
@@ -203,7 +211,7 @@ class FaultEnv:
         assert answer.status == 200, answer.body
         if stream:
             ends_cleanly(self.caller, answer.body)
-        ids = [r["request_id"] for r in await self.gw.rows()]
+        ids = [r["request_id"] for r in await self._read_rows()]
         assert sorted(ids) == sorted(self.asked), (ids, self.asked)
 
 
