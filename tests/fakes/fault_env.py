@@ -176,6 +176,7 @@ class FaultEnv:
     bad: FaultyUpstream
     good: FaultyUpstream
     translated: bool
+    refused: bool = False
     asked: list[str] = field(default_factory=list)
     _rows: list[dict[str, Any]] = field(default_factory=list)
 
@@ -200,17 +201,19 @@ class FaultEnv:
         return dict(rows[0])
 
     async def healthy(self, stream: bool) -> None:
-        """The process serves on: /healthz, nothing left in flight, a normal request answered
-        in full (streamed or whole); and every request so far has exactly one usage row."""
+        """The process serves on: /healthz, nothing left in flight, a normal request answered in
+        full (streamed or whole) by the good destination and by the faulty one (no broken pooled
+        connection handed out again); and every request so far has exactly one usage row."""
         async with aiohttp.ClientSession() as http:
             async with http.get(self.gw.origin + "/healthz") as resp:
                 assert resp.status == 200
             async with http.get(self.gw.origin + "/readyz") as resp:
                 assert (await resp.json())["in_flight"] == 0
-        answer = await self.call("ok", stream)
-        assert answer.status == 200, answer.body
-        if stream:
-            ends_cleanly(self.caller, answer.body)
+        for model in ("ok",) if self.refused else ("ok", "big"):  # big: the faulty destination, now well
+            answer = await self.call(model, stream)
+            assert answer.status == 200, (model, answer.body)
+            if stream:
+                ends_cleanly(self.caller, answer.body)
         ids = [r["request_id"] for r in await self._read_rows()]
         assert sorted(ids) == sorted(self.asked), (ids, self.asked)
 
@@ -242,7 +245,7 @@ async def start(gateway: Any, caller: Caller, translated: bool, *, refused: bool
     kind = caller.other if translated else caller.native
     bad, good = await FaultyUpstream(kind).start(), await FaultyUpstream(kind).start()
     gw = await gateway(policy(caller, translated, free_url() if refused else bad.origin, good))
-    return FaultEnv(gw, caller, bad, good, translated)
+    return FaultEnv(gw, caller, bad, good, translated, refused)
 
 
 @pytest_asyncio.fixture
