@@ -11,10 +11,14 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import anthropic
+import openai
 import orjson
 import pytest
+from google.genai import errors as genai_errors
 from tests.fakes.fault_env import (  # noqa: F401
     ANTHROPIC,
+    PAIR_IDS,
     PAIRS,
     Answer,
     Caller,
@@ -26,6 +30,7 @@ from tests.fakes.fault_env import (  # noqa: F401
     reasons,
 )
 from tests.fakes.faulty import CLOSE, HANG, RESET, Part, Request, error, ok, whole
+from tests.sdk_clients import claude, close_sdk_clients, gemini, oai  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.timeout(30)
 RETRY_AFTER = "7"
@@ -128,3 +133,41 @@ async def test_fault_before_the_first_byte(fault_env, caller: Caller, translated
     await check_no_fallback_left(env, alone, fault, stream, expected_status(fault, caller, translated))
     await check_fallback(env, helped, stream, FIRST.get(fault.outcome, "retryable_status"))
     assert env.good.received, "the fallback was asked"
+
+
+async def sdk_call(caller: Caller, base: str) -> Exception | None:
+    """One whole call of the caller's official SDK on model service `m`; the error it raised."""
+    try:
+        if caller.name == "chat":
+            await oai(base).chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+        elif caller.name == "responses":
+            await oai(base).responses.create(model="m", input="hi")
+        elif caller.name == "anthropic":
+            await claude(base).messages.create(model="m", max_tokens=20, messages=[{"role": "user", "content": "hi"}])
+        else:
+            await gemini(base).models.generate_content(model="m", contents="hi")
+    except (openai.APIError, anthropic.APIError, genai_errors.APIError) as err:
+        return err
+    return None
+
+
+SDK_FAULTS = [f for f in FAULTS if f.name in ("reset", "hang", "429", "html-200")]
+
+
+@pytest.mark.parametrize("fault", SDK_FAULTS, ids=[f.name for f in SDK_FAULTS])
+@pytest.mark.parametrize(("caller", "translated"), PAIRS, ids=PAIR_IDS)
+async def test_the_sdk_raises_the_status_with_a_readable_error(fault_env, caller: Caller,  # noqa: F811
+                                                               translated: bool, fault: Fault) -> None:
+    env: FaultEnv = await fault_env(caller, translated)
+    env.bad.script(fault.script)  # type: ignore[arg-type]
+    async with asyncio.timeout(10):  # the SDK must not hang on it
+        err = await sdk_call(caller, env.gw.base)
+    assert err is not None, "the SDK raised"
+    status = getattr(err, "status_code", None) or getattr(err, "code", None)
+    assert status == fault.status, err
+    assert "Traceback" not in str(err) and str(err), err
+    if fault.status == 429:
+        response = getattr(err, "response", None)
+        assert response is not None and response.headers.get("retry-after") == RETRY_AFTER, err
+    if fault.outcome != "relayed":  # sidegate's own code, where the SDK keeps the error body
+        assert CODES[fault.outcome] in repr(getattr(err, "body", None) or getattr(err, "details", None)), err
