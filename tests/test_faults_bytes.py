@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 from tests.fakes import sse_data
-from tests.fakes.fault_env import CALLER_IDS, CALLERS, CHAT, Caller, FaultEnv, ends_cleanly, fault_env  # noqa: F401
+from tests.fakes.fault_env import CALLER_IDS, CALLERS, CHAT, GEMINI, Caller, FaultEnv, ends_cleanly, fault_env  # noqa: F401
 from tests.fakes.faulty import Part, Request, bytewise, chunk, gzipped_sse, gzipped_whole, joined, ok, split
 
 pytestmark = pytest.mark.timeout(60)
@@ -157,6 +157,22 @@ async def test_a_100k_event_stream_relays_intact(fault_env) -> None:  # noqa: F8
     answer = await env.call("big", True, body=unchanged(CHAT, True))
     assert answer.status == 200 and answer.body.count(b"\n\n") == 100_004
     assert answer.body == sent[0]
+    row = await env.row(answer)
+    assert (row["error_code"], row["tokens_estimated"], row["streaming"]) == (None, False, True), row
+    await env.healthy(True)
+
+
+async def test_a_gemini_stream_without_alt_sse_is_one_json_array(fault_env) -> None:  # noqa: F811
+    """`:streamGenerateContent` without `alt=sse` is, in the Gemini API, one JSON array streamed
+    element by element (clients that did not ask for SSE parse that array), whatever sidegate
+    asks of the destination."""
+    env: FaultEnv = await fault_env(GEMINI, False)
+    answer = await env.call("big", True, path="/gemini/v1beta/models/big:streamGenerateContent")
+    assert answer.status == 200, answer.body
+    assert answer.headers["Content-Type"].startswith("application/json"), dict(answer.headers)
+    assert answer.body[:1] == b"[", answer.body[:200]
+    texts = [c["candidates"][0]["content"]["parts"][0]["text"] for c in orjson.loads(answer.body)]
+    assert texts == ["Hello", " from", " the fake"]
     row = await env.row(answer)
     assert (row["error_code"], row["tokens_estimated"], row["streaming"]) == (None, False, True), row
     await env.healthy(True)

@@ -180,8 +180,9 @@ class FaultEnv:
     asked: list[str] = field(default_factory=list)
     _rows: list[dict[str, Any]] = field(default_factory=list)
 
-    async def call(self, model: str, stream: bool = False, *, body: dict[str, Any] | None = None) -> Answer:
-        url = self.gw.base + self.caller.path(model, stream)
+    async def call(self, model: str, stream: bool = False, *, body: dict[str, Any] | None = None,
+                   path: str | None = None) -> Answer:
+        url = self.gw.base + (path or self.caller.path(model, stream))
         async with aiohttp.ClientSession() as http, http.post(
                 url, json=body or self.caller.body(model, stream), headers=AUTH) as resp:
             answer = Answer(resp.status, resp.headers, await resp.read())

@@ -107,7 +107,13 @@ def whole(status: int, body: bytes, content_type: str = "application/json",
 
 
 def ok(req: Request) -> list[Part]:
-    """The provider's default answer, whole or streamed (chunked) as the request asked."""
+    """The provider's default answer, whole or streamed (chunked) as the request asked; a Gemini
+    stream without `alt=sse` is one JSON array, element by element."""
+    if req.stream and req.kind == "gemini" and "alt=sse" not in req.target:
+        elements = [e[len(b"data: "):].rstrip(b"\n") for e in req.events()]
+        pieces = [b"[" + elements[0], *(b",\r\n" + e for e in elements[1:]), b"]"]
+        return [head(200, [("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")]),
+                *(chunk(p) for p in pieces), b"0\r\n\r\n"]
     if req.stream:
         return [*sse(req.events()), b"0\r\n\r\n"]
     return whole(200, dumps(req.answer()).encode())
