@@ -13,7 +13,7 @@ import orjson
 import pytest
 from tests.fakes import sse_data
 from tests.fakes.fault_env import CALLER_IDS, CALLERS, CHAT, GEMINI, Caller, FaultEnv, ends_cleanly, fault_env  # noqa: F401
-from tests.fakes.faulty import Part, Request, bytewise, chunk, gzipped_sse, gzipped_whole, joined, ok, split
+from tests.fakes.faulty import Part, Request, bytewise, chunk, gzipped_sse, gzipped_whole, joined, ok, split, sse
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -175,4 +175,25 @@ async def test_a_gemini_stream_without_alt_sse_is_one_json_array(fault_env) -> N
     assert texts == ["Hello", " from", " the fake"]
     row = await env.row(answer)
     assert (row["error_code"], row["tokens_estimated"], row["streaming"]) == (None, False, True), row
+    await env.healthy(True)
+
+
+@pytest.mark.parametrize("caller", CALLERS, ids=CALLER_IDS)
+async def test_sse_with_crlf_line_endings_relays_identically(fault_env, caller: Caller) -> None:  # noqa: F811
+    """SSE lines may end in CRLF (servers behind some proxies do): split one byte per write, the
+    events still pass as they came and their usage is read."""
+    env: FaultEnv = await fault_env(caller, False)
+    sent: list[bytes] = []
+
+    def script(req: Request) -> list[Part]:
+        events = [e.replace(b"\n", b"\r\n") for e in req.events()]
+        sent.append(b"".join(events))
+        return bytewise(joined([*sse(events), b"0\r\n\r\n"]))
+
+    env.bad.script(script)
+    answer = await env.call("big", True, body=unchanged(caller, True))
+    assert answer.status == 200 and answer.body == sent[0]
+    ends_cleanly(caller, answer.body)
+    row = await env.row(answer)
+    assert (row["error_code"], row["tokens_estimated"]) == (None, False) and row["output_tokens"] > 0, row
     await env.healthy(True)

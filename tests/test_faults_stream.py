@@ -18,7 +18,7 @@ import openai
 import orjson
 import pytest
 from google.genai import errors as genai_errors
-from tests.fakes import DEFAULT_TEXT
+from tests.fakes import DEFAULT_TEXT, anthropic_wire, sse_data, sse_event
 from tests.fakes.fault_env import (  # noqa: F401  (fixture)
     PAIR_IDS,
     PAIRS,
@@ -66,6 +66,23 @@ def without_usage(events: list[bytes]) -> list[bytes]:
     return out
 
 
+def provider_error_event(req: Request) -> bytes:
+    """The destination's own mid-stream error event (Anthropic's `event: error` overloaded, the
+    Responses `error` and `response.failed`, an error object on a chat or Gemini stream): relayed
+    or translated, the caller's stream ends with its error event and the row records a failure."""
+    if req.kind == "anthropic":
+        return anthropic_wire.error_event(529)
+    body = orjson.loads(req.error_body(503))
+    if req.api == "responses":  # the `error` event, then the response failed
+        message = body["error"]["message"]
+        failed = {"id": "resp_x", "object": "response", "status": "failed", "output": [],
+                  "error": {"code": "server_error", "message": message}}
+        return (sse_event("error", {"type": "error", "code": "server_error", "message": message, "param": None,
+                                    "sequence_number": 98})
+                + sse_event("response.failed", {"type": "response.failed", "sequence_number": 99, "response": failed}))
+    return sse_data(body)
+
+
 @dataclass(frozen=True)
 class StreamFault:
     name: str
@@ -82,6 +99,8 @@ STREAM_FAULTS = [
                 None, b"Bad Gateway"),
     StreamFault("bad-json", lambda r: [*sse([*r.events()[:keep(r)], BAD_JSON, *r.events()[keep(r):]]), END],
                 None, b"lost"),
+    StreamFault("provider-error-event",
+                lambda r: [*sse([*r.events()[:keep(r)], provider_error_event(r)]), END], None),
     StreamFault("no-terminal", lambda r: [*sse(r.events()[:-1]), END], None),
 ]
 FAULT_IDS = [f.name for f in STREAM_FAULTS]
@@ -104,7 +123,8 @@ async def test_a_broken_stream_ends_with_the_callers_error_event(
     assert env.good.received == [], "no fallback once the caller had the answer's head"
     row = await env.row(answer)
     assert (row["status_code"], row["streaming"], row["destination_name"]) == (200, True, "bad")
-    assert row["error_code"] == fault.code if fault.code else row["error_code"], row
+    assert row["error_code"] == fault.code if fault.code else row["error_code"], (
+        "the row records the stream's failure", row["error_code"], row["status_code"])
     assert reasons(row) == [("bad", "ok")]
     assert env.gw.state.breakers.is_open(("bad", "bad-mf")), "the broken stream counted against the breaker"
     await env.healthy(True)
