@@ -13,7 +13,7 @@ import orjson
 import pytest
 from tests.fakes import sse_data
 from tests.fakes.fault_env import CALLER_IDS, CALLERS, CHAT, GEMINI, Caller, FaultEnv, ends_cleanly, fault_env  # noqa: F401
-from tests.fakes.faulty import Part, Request, bytewise, chunk, gzipped_sse, gzipped_whole, joined, ok, split, sse
+from tests.fakes.faulty import CLOSE, Part, Request, bytewise, chunk, gzipped_sse, gzipped_whole, joined, ok, split, sse
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -197,3 +197,31 @@ async def test_sse_with_crlf_line_endings_relays_identically(fault_env, caller: 
     row = await env.row(answer)
     assert (row["error_code"], row["tokens_estimated"]) == (None, False) and row["output_tokens"] > 0, row
     await env.healthy(True)
+
+
+def _framed(how: str, body: bytes) -> list[Part]:
+    """The same JSON answer in another valid HTTP/1.1 framing."""
+    if how == "until-close":  # no length: the body ends with the connection
+        return [b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n" + body, CLOSE]
+    pieces = [body[i:i + 7] for i in range(0, len(body), 7)]
+    ext = b";name=value" if how == "chunk-extensions" else b""
+    trailer = b"X-Trailer: done\r\n" if how == "chunk-extensions" else b""
+    return [b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"".join(b"%x%s\r\n%s\r\n" % (len(p), ext, p) for p in pieces) + b"0\r\n" + trailer + b"\r\n"]
+
+
+@pytest.mark.parametrize("how", ["until-close", "small-chunks", "chunk-extensions"])
+async def test_every_valid_framing_of_a_whole_answer_relays_intact(fault_env, how: str) -> None:  # noqa: F811
+    env: FaultEnv = await fault_env(CHAT, False)
+    sent: list[bytes] = []
+
+    def script(req: Request) -> list[Part]:
+        sent.append(orjson.dumps(req.answer()))
+        return _framed(how, sent[-1])
+
+    env.bad.script(script)
+    answer = await env.call("big")
+    assert answer.status == 200 and answer.body == sent[0], answer.body
+    row = await env.row(answer)
+    assert (row["error_code"], row["tokens_estimated"]) == (None, False) and row["input_tokens"] > 0, row
+    await env.healthy(False)
