@@ -3,7 +3,9 @@ and streamed, native and translated: a reset, a refused or closed connection, a 
 first byte, 5xx and 429 answers, bodies that are not the destination's API. Each case checks the
 caller's status and error shape with no fallback left, the fallback being tried when there is one,
 the breaker counting the failure, one usage row per request id and the process healthy after.
-Expectations follow the fault contract of the README's "Upstream failures" section."""
+With no fallback left: a broken connection is 502 `upstream_unreachable`, no answer in time 504
+`upstream_timeout`, a 5xx or 429 is relayed (429 with its Retry-After), and an answer that is not
+the destination's API is 502 `upstream_invalid_response` (routing reason `invalid_response`)."""
 
 from __future__ import annotations
 
