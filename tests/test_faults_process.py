@@ -1,12 +1,13 @@
 """`sidegate serve` as a process of its own under a volley of concurrent upstream faults (resets,
 hangs, non-HTTP answers, cut and stalled streams, slow first bytes, 5xx) from every caller format:
 afterwards the process answers /healthz, /readyz (nothing in flight) and /metrics, serves a normal
-request, holds no more sockets than before, exits cleanly on SIGTERM, and the usage store holds
+request, holds no half-closed socket, exits cleanly on SIGTERM, and the usage store holds
 exactly one row per request id."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -49,8 +50,25 @@ usage: {{store: "sqlite:///{db}"}}
 {PRINCIPALS}"""
 
 
-def open_fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
+CLOSE_WAIT = "08"  # /proc/net/tcp state: the peer closed, this end has not
+
+
+def socket_states(pid: int) -> list[str]:
+    """The TCP state of every socket the process holds (from /proc: its fds' inodes in net/tcp)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    states = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as rows:
+            for row in list(rows)[1:]:
+                fields = row.split()
+                if fields[9] in inodes:
+                    states.append(fields[3])
+    return states
 
 
 async def call(http: aiohttp.ClientSession, base: str, caller: Caller, stream: bool,
@@ -81,7 +99,6 @@ async def test_the_process_stays_healthy_under_a_volley_of_faults(tmp_path: Path
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
             await wait_until_up(proc, base + "/healthz", http, output)
             ids = [(await call(http, base, caller, False))[1]]
-            baseline = open_fds(proc.pid)
             up.named = {name: script for name, _, script in VOLLEY}
             answers = await asyncio.gather(*(call(http, base, caller, streamed, name)
                                              for name, streamed, _ in VOLLEY * 3))
@@ -100,11 +117,12 @@ async def test_the_process_stays_healthy_under_a_volley_of_faults(tmp_path: Path
             status, rid = await call(http, base, caller, False)
             assert status == 200
             ids.append(rid)
-            for _ in range(50):  # connections the faults broke are closed, not leaked
-                if open_fds(proc.pid) <= baseline + 1:
+            for _ in range(50):  # connections the faults broke are closed, not left half open
+                if CLOSE_WAIT not in socket_states(proc.pid):
                     break
                 await asyncio.sleep(0.05)
-            assert open_fds(proc.pid) <= baseline + 1, (baseline, open_fds(proc.pid))
+            states = socket_states(proc.pid)
+            assert CLOSE_WAIT not in states and len(states) <= 2 + len(VOLLEY) * 3, states
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0, output()
         rows = read_rows(f"sqlite:///{db}")
