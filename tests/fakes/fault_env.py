@@ -13,7 +13,6 @@ Both are of the caller's own kind (native) or another (translated). Short timeou
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +21,8 @@ import aiohttp
 import orjson
 import pytest_asyncio
 from tests.conftest import KEY
+from tests.served import free_port
+from tests.three_fakes import Answer
 
 from .faulty import FaultyUpstream
 
@@ -68,20 +69,6 @@ CALLER_IDS = [c.name for c in CALLERS]
 #: (caller, translated): every caller natively, and each translated to another kind.
 PAIRS = [(c, t) for c in CALLERS for t in (False, True)]
 PAIR_IDS = [f"{c.name}-{'translated' if t else 'native'}" for c, t in PAIRS]
-
-
-@dataclass
-class Answer:
-    status: int
-    headers: Any
-    body: bytes
-
-    def json(self) -> Any:
-        return orjson.loads(self.body)
-
-    @property
-    def request_id(self) -> str:
-        return str(self.headers["x-sidegate-request-id"])
 
 
 def error_code(caller: Caller, answer: Answer) -> str:
@@ -162,9 +149,7 @@ def ends_cleanly(caller: Caller, data: bytes) -> None:
 
 def free_url() -> str:
     """An http:// URL on loopback where nothing listens (connection refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 @dataclass
