@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import anthropic
 import openai
 import orjson
@@ -20,6 +21,9 @@ import pytest
 from google.genai import errors as genai_errors
 from tests.fakes import DEFAULT_TEXT, anthropic_wire, sse_data, sse_event
 from tests.fakes.fault_env import (  # noqa: F401  (fixture)
+    ANTHROPIC,
+    AUTH,
+    CHAT,
     PAIR_IDS,
     PAIRS,
     Caller,
@@ -190,3 +194,27 @@ async def test_the_sdk_raises_on_a_broken_stream(
     assert text == (DEFAULT_TEXT if fault.name == "no-terminal" else "Hello"), "the text before the failure"
     rows = await env.gw.rows()
     assert len(rows) == 1 and rows[0]["error_code"], rows
+
+
+@pytest.mark.parametrize(("caller", "translated"), [(CHAT, False), (ANTHROPIC, True)], ids=["chat-native",
+                                                                                       "anthropic-translated"])
+async def test_a_caller_leaving_a_silent_stream_frees_the_destination(
+        fault_env, caller: Caller, translated: bool) -> None:  # noqa: F811
+    """The caller goes away while the destination is silent (a long pause before the next
+    token): sidegate closes the destination's connection at once, so it stops generating for no
+    one, rather than when the idle timeout (30 s here) would have fired; the row says 499."""
+    env: FaultEnv = await fault_env(caller, translated)
+    env.bad.script(lambda r: [*sse(r.events()[:keep(r)]), HANG])
+    async with aiohttp.ClientSession() as http, http.post(
+            env.gw.base + caller.path("big", True), json=caller.body("big", True), headers=AUTH) as resp:
+        assert resp.status == 200
+        await resp.content.readany()  # the stream has begun; then the caller leaves
+        env.asked.append(resp.headers["x-sidegate-request-id"])
+    for _ in range(60):
+        if env.bad.open_connections == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert env.bad.open_connections == 0, "the destination's connection is still open after the caller left"
+    rows = await env.gw.rows()
+    assert [(r["status_code"], r["error_code"]) for r in rows] == [(499, "client_disconnected")], rows
+    await env.healthy(True)

@@ -78,6 +78,8 @@ FAULTS = [
     Fault("truncated-json", lambda req: whole(200, _body(req)[: len(_body(req)) // 2]), "invalid",
           streams=False),
     Fault("empty-200", lambda req: whole(200, b""), "invalid", streams=False),
+    Fault("sse-to-whole", lambda req: whole(200, b"data: {}\n\ndata: [DONE]\n\n", "text/event-stream"), "invalid",
+          streams=False),
     Fault("json-array", lambda req: whole(200, b'[{"id": "x"}]'), "invalid", streams=False),  # not an object
     Fault("wrong-content-type", lambda req: whole(200, _body(req), "text/html"), "invalid", streams=False),
 ]

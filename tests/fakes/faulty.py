@@ -186,6 +186,11 @@ class FaultyUpstream:
     def base_url(self) -> str:
         return self.origin + "/v1" if self.kind == "openai" else self.origin
 
+    @property
+    def open_connections(self) -> int:
+        """Connections from clients the fake still serves (hanging ones included)."""
+        return len(self._tasks)
+
     def script(self, *scripts: Script) -> None:
         """Queue replies for the next requests, one per request, in order."""
         self.queue.extend(scripts)
