@@ -32,7 +32,7 @@ import structlog
 from sidegate.errors import GatewayError
 from sidegate.governance.ratelimit_headers import NATIVE_HEADERS, NativeHeaders, add_headers
 from sidegate.governance.ratelimit_rules import Limit, Plan, Rule, compile_rules, escape, plan_for
-from sidegate.governance.ratelimit_store import Store, StoreUnavailable, Verdict, open_store
+from sidegate.governance.ratelimit_store import WINDOW_S, Store, StoreUnavailable, Verdict, open_store
 from sidegate.policy.compiled import PrincipalInfo
 from sidegate.policy.model import PolicyModel, RateLimit
 
@@ -83,13 +83,15 @@ class Reservation:
         self.native = native
         self.settled = False
 
-    def token_charges(self) -> tuple[list[str], list[int]]:
-        """The token buckets charged and what each took."""
-        keys, taken = [], []
-        for key, limit, took in zip(self.keys, self.charged, self.taken, strict=True):
-            if limit.tokens:
-                keys.append(key)
-                taken.append(took)
+    def corrections(self, actual: int) -> tuple[list[str], list[int]]:
+        """The token buckets whose charge `actual` changes, and what each took."""
+        keys: list[str] = []
+        taken: list[int] = []
+        took = self.taken
+        for i, limit in enumerate(self.charged):
+            if limit.tokens and took[i] != actual:
+                keys.append(self.keys[i])
+                taken.append(took[i])
         return keys, taken
 
     def headers(self) -> dict[str, str]:
@@ -105,8 +107,8 @@ class Reservation:
         for best in tightest:
             if best is not None:
                 i = best[2]
-                add_headers(headers, self.charged[i], best[0], self.reset_s[i] if self.reset_s else 0.0,
-                             self.native)
+                add_headers(headers, self.charged[i], best[0], self.reset_s[i] if self.reset_s else WINDOW_S,
+                            self.native)
         return headers
 
 
@@ -169,7 +171,8 @@ class RateLimiter:
         plan = self.plan(principal, service, model)
         if plan.empty:
             return UNCHECKED
-        need, cap = max(0, input_tokens), max(0, output_cap)
+        need = input_tokens if input_tokens > 0 else 0
+        cap = output_cap if output_cap > 0 else 0
         native = NATIVE_HEADERS.get(family) if family is not None else None
         if plan.fixed:  # the common case: the buckets do not depend on the request's tags
             return await self._reserve(plan.mandatory, plan.keys, plan.bounds, plan.units, need, cap,
@@ -231,8 +234,8 @@ class RateLimiter:
             reservation.settled = True
             return True
         actual = max(0, actual_tokens)
-        keys, taken = reservation.token_charges()
-        if not keys or all(took == actual for took in taken):
+        keys, taken = reservation.corrections(actual)
+        if not keys:
             reservation.settled = True
             return True
         if not self.store.local:
@@ -248,8 +251,8 @@ class RateLimiter:
             return
         reservation.settled = True
         actual_tokens = max(0, actual_tokens)
-        keys, taken = reservation.token_charges()
-        if not keys or all(took == actual_tokens for took in taken):
+        keys, taken = reservation.corrections(actual_tokens)
+        if not keys:
             return
         if self._down_since is not None and not self._may_probe():
             self._count_failure()

@@ -202,7 +202,7 @@ class RedisStore(Store):
 
     async def settle(self, rid: str, keys: Sequence[str], reserved: Sequence[int], actual: int,
                      stamp: int = 0) -> None:
-        if not keys or all(taken == actual for taken in reserved):
+        if not keys:
             return
         try:
             await self._settle(keys=keys, args=[_WINDOW_MS, rid, actual, *reserved])

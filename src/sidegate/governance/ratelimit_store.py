@@ -46,13 +46,6 @@ class StoreUnavailable(Exception):
     """The store could not be reached or failed; the limiter applies `on_error`."""
 
 
-def expected(cap: int, room: float) -> int:
-    """The output a token bucket reserves for a request with output cap `cap` when `room` is left
-    after its need: the cap, but at most half of that room (none when there is none)."""
-    half = int(room) // 2
-    return cap if cap < half else max(half, 0)
-
-
 class Verdict(NamedTuple):
     admitted: bool
     # admitted: index of the group charged (-1: none); refused: -1
@@ -69,7 +62,8 @@ class Verdict(NamedTuple):
     # admitted: what each charged bucket took (1 request, or need + expected output in tokens)
     taken: Sequence[int] = ()
     # seconds until each bucket of `remaining` is back to its full limit (its newest entry has left
-    # the window, usage as it is now); admitted buckets that took something: the whole window
+    # the window, usage as it is now); empty when admitted and every bucket took something (so each
+    # resets in a whole window)
     reset_s: Sequence[float] = ()
 
 
@@ -106,7 +100,7 @@ class _Bucket:
     def __init__(self) -> None:
         # [slot number, cost admitted in it], oldest first
         self.slots: deque[list[Any]] = deque()
-        self.total = 0.0
+        self.total = 0  # costs are whole tokens or requests
 
     def purge(self, cutoff: int) -> None:
         """Drop the slots before slot number `cutoff`."""
@@ -132,7 +126,7 @@ class _Bucket:
         slots = self.slots
         return max(slots[-1][0] * SLOT_S + WINDOW_S - now, 0.0) if slots else 0.0
 
-    def add(self, slot: int, cost: float) -> None:
+    def add(self, slot: int, cost: int) -> None:
         if cost:
             slots = self.slots
             if slots and slots[-1][0] == slot:
@@ -141,7 +135,7 @@ class _Bucket:
                 slots.append([slot, cost])
             self.total += cost
 
-    def give_back(self, slot: int, amount: float) -> None:
+    def give_back(self, slot: int, amount: int) -> None:
         """Take up to `amount` off what slot `slot` admitted (nothing once it left the window)."""
         for entry in reversed(self.slots):
             if entry[0] == slot:
@@ -225,18 +219,27 @@ class MemoryStore(Store):
                 wait, fired = group_wait, group_fired
         if fired >= 0:
             bucket = buckets[fired]
-            return Verdict(False, -1, (int(limits[fired] - bucket.total),), wait, fired, reset_s=(bucket.reset(now),))
+            return Verdict(False, -1, (limits[fired] - bucket.total,), wait, fired, reset_s=(bucket.reset(now),))
         charged = list(range(n_mandatory))
         if chosen >= 0:
             charged.extend(range(start, start + group_sizes[chosen]))
-        remaining, taken, resets = [], [], []
+        remaining, taken = [], []
+        resets: list[float] | tuple[()] = ()  # empty: every bucket took something, so resets in a window
         for i in charged:
             bucket, limit = buckets[i], limits[i]
-            take = need + expected(cap, limit - bucket.total - need) if tokens[i] else 1
+            take = 1
+            if tokens[i]:
+                half = (limit - bucket.total - need) // 2
+                take = need + (cap if cap < half else half if half > 0 else 0)
+                if not take:
+                    resets = [WINDOW_S] * len(charged)
             bucket.add(slot, take)
-            remaining.append(int(limit - bucket.total))
+            remaining.append(limit - bucket.total)
             taken.append(take)
-            resets.append(WINDOW_S if take else bucket.reset(now))
+        if resets:
+            for j, i in enumerate(charged):
+                if not taken[j]:
+                    resets[j] = buckets[i].reset(now)
         return Verdict(True, chosen, remaining, 0.0, -1, slot, taken, resets)
 
     async def settle(self, rid: str, keys: Sequence[str], reserved: Sequence[int], actual: int,
