@@ -12,9 +12,10 @@ Admission (the same in every store). A request costs a request bucket 1; a token
 `need`, the estimate of its input, and fits while total + need <= limit (a need larger than the
 whole limit is checked as the limit itself: it fits an empty bucket only, so one large prompt is
 not refused forever). The request's output cap is never checked against the limit: a token bucket
-that admits a request is charged its need plus an expectation of its output, `expected(cap,
-room)`: the cap, but at most half of the room left after the need, so that one call with a large
-`max_tokens` never holds the whole bucket while it runs and a few calls can run side by side.
+that admits a request is charged its need plus an expectation of its output, the cap but at most
+half of the room left after the need, (limit - total - need) // 2 (none when there is no room), so
+that one call with a large `max_tokens` never holds the whole bucket while it runs and a few calls
+can run side by side.
 `settle` then replaces what was charged with the real count. A refused request waits until
 enough of the window's usage has left it for its need (and its request) to fit, in every bucket
 that refused it; nothing is charged.
