@@ -4,9 +4,9 @@ Same semantics as the memory store (`ratelimit_store`, read its doc first: admis
 estimate, an output expectation bounded by half the room left, waits from the buckets' contents),
 as two Lua scripts so that a reservation is one atomic round trip (EVALSHA) however many buckets it
 touches, and a settlement another. Time is Redis' own clock (`TIME`), so replicas with skewed
-clocks still agree. A bucket is a sorted set (member "cost:rid", score = time in ms) plus a running total at
-"<key>|t" (a key part never contains "|", so no bucket's key is another's total key); both expire
-one window after their last entry, so idle buckets vanish by themselves.
+clocks still agree. A bucket is a sorted set (member "cost:rid", score = time in ms) plus a running
+total at "<key>|t" (a key part never contains "|", so no bucket's key is another's total key); both
+expire one window after their last entry, so idle buckets vanish by themselves.
 
 URL: `redis://[user:pass@]host:6379/0` (or `rediss://`), with the usual redis-py query options
 and `key_prefix` (default "sidegate:rl:") to separate deployments sharing one Redis. Defaults,
