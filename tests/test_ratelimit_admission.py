@@ -7,6 +7,7 @@ Memory with an injected clock; Redis (real, its own clock) through the tests.red
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -141,6 +142,7 @@ async def test_a_prompt_larger_than_the_limit_needs_an_empty_bucket_and_then_fit
     await limiter.settle(big, 1800)  # 800 more than the limit: nothing fits until it has left the window
     err = await refusal(limiter, ALICE, tokens=1)
     assert err.limit.limit == 1000 and 59 <= err.retry_after <= 60
+    assert "user_default: 1000 tokens per minute (800 over the limit)" in err.message
     assert await call(limiter, BOB, need=1500, cap=0, real=None)  # bob's own bucket is empty: it fits
 
 
@@ -149,6 +151,61 @@ async def test_a_token_limit_never_refuses_a_request_for_its_cap(limiter_in):
     for cap in (1001, 10**6, 10**9):
         reservation = await call(limiter, need=10, cap=cap, real=10)
         assert reservation.taken[0] <= 1000
+
+
+SHARED_RULES = [
+    {"key": "user_default", "requests_per_minute": 40, "tokens_per_minute": 20000},
+    {"key": "service", "model": "gpt-5", "tokens_per_minute": 30000},
+    {"key": "user_group", "principal": "ml", "tokens_per_minute": 12000},
+    {"key": "user_group", "principal": "research", "tokens_per_minute": 8000},
+]
+
+
+async def run_sequence(limiter: RateLimiter, seed: int) -> list[tuple[Any, ...]]:
+    """A seeded mix of reservations (inputs and caps of every size) and settlements (below, at and
+    above what was taken) by two principals, with what each decision was."""
+    rng = random.Random(seed)
+    running: list[Reservation] = []
+    outcomes: list[tuple[Any, ...]] = []
+    for _ in range(120):
+        if running and rng.random() < 0.4:
+            reservation = running.pop(rng.randrange(len(running)))
+            await limiter.settle(reservation, rng.choice([0, 300, 1300, 5000, reservation.taken[-1]]))
+            continue
+        who = rng.choice([ALICE, BOB])
+        need, cap = rng.choice([0, 10, 800, 3000, 25000]), rng.choice([0, 64, 4096, 32000])
+        try:
+            reservation = await limiter.reserve(who, "gpt-5", {}, need, output_cap=cap)
+        except RateLimited as err:
+            # which of several refusing buckets is named depends on the store's clock (the longest
+            # wait); whichever it is, what it has left is below what the request needs there
+            assert err.headers is not None
+            left = int(err.headers[err.limit.remaining_header])
+            assert left < (min(need, err.limit.limit) if err.limit.tokens else 1) or (
+                left == 0 and "over the limit" in err.message)
+            outcomes.append(("refused", who.name))
+            continue
+        running.append(reservation)
+        outcomes.append(("admitted", who.name, [limit.label for limit in reservation.charged],
+                         list(reservation.taken), list(reservation.remaining)))
+    return outcomes
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_both_stores_decide_alike(redis_url, seed):
+    """Within one window (nothing expires) the memory and the Redis store admit, charge, refuse and
+    settle the same sequence identically."""
+    decided = []
+    for url in ("memory://", redis_url):
+        limiter = RateLimiter([RateLimit(**rule) for rule in SHARED_RULES], open_store(url))  # type: ignore[arg-type]
+        try:
+            decided.append(await run_sequence(limiter, seed))
+        finally:
+            await limiter.close()
+    memory, redis_store = decided
+    assert memory == redis_store
+    kinds = {outcome[0] for outcome in memory}
+    assert kinds == {"admitted", "refused"}  # the sequence exercises both
 
 
 # --- Retry-After from the buckets' contents -----------------------------------------------------------

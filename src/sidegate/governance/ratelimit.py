@@ -53,8 +53,10 @@ class RateLimited(GatewayError):
                  native: NativeHeaders | None = None) -> None:
         self.limit = limit
         self.retry_after = max(1, math.ceil(wait_s - 1e-9))
-        left = max(0, remaining)
-        detail = f"{left} left, this request's input needs about {need}" if limit.tokens else f"{left} left"
+        if remaining < 0:  # answers longer than reserved put the bucket in debt
+            detail = f"{-remaining} over the limit"
+        else:
+            detail = f"{remaining} left, this request's input needs about {need}" if limit.tokens else "0 left"
         headers = {"Retry-After": str(self.retry_after)}
         add_headers(headers, limit, remaining, max(reset_s, wait_s), native)
         super().__init__(
