@@ -77,7 +77,7 @@ async def test_user_default_admits_exactly_the_limit_then_refuses_with_retry_aft
     assert (err.status, err.code, err.kind) == (429, "rate_limit_exceeded", "rate_limit_error")
     assert "user_default: 60 requests per minute" in err.message
     assert err.headers == {"Retry-After": "50", "x-ratelimit-limit-requests": "60",
-                           "x-ratelimit-remaining-requests": "0"}
+                           "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "50s"}
     assert await admitted(limiter, BOB, 61) == 60  # a bucket per principal
 
 
@@ -227,7 +227,8 @@ async def test_group_headers_describe_the_group_charged():
     first = await limiter.reserve(ALICE, "gpt-5", {}, 0)
     second = await limiter.reserve(ALICE, "gpt-5", {}, 0)
     assert first.headers()["x-ratelimit-limit-requests"] == "1"
-    assert second.headers() == {"x-ratelimit-limit-requests": "5", "x-ratelimit-remaining-requests": "4"}
+    assert second.headers() == {"x-ratelimit-limit-requests": "5", "x-ratelimit-remaining-requests": "4",
+                                "x-ratelimit-reset-requests": "1m0s"}
 
 
 # --- request_tag -------------------------------------------------------------------------------------
@@ -265,7 +266,8 @@ async def test_stricter_limit_wins_and_headers_show_the_tightest():
     limiter = make({"key": "user_default", "requests_per_minute": 5},
                    {"key": "service", "model": "gpt-5", "requests_per_minute": 3, "name": "gpt-5 cap"})
     reservation = await limiter.reserve(ALICE, "gpt-5", {}, 0)
-    assert reservation.headers() == {"x-ratelimit-limit-requests": "3", "x-ratelimit-remaining-requests": "2"}
+    assert reservation.headers() == {"x-ratelimit-limit-requests": "3", "x-ratelimit-remaining-requests": "2",
+                                     "x-ratelimit-reset-requests": "1m0s"}
     assert await admitted(limiter, ALICE, 5) == 2
     assert "gpt-5 cap: 3 requests per minute" in (await refusal(limiter, ALICE)).message
 
@@ -275,9 +277,11 @@ async def test_headers_carry_both_units_only_when_both_are_limited():
                    {"key": "service", "model": "gpt-5", "requests_per_minute": 10, "tokens_per_minute": 5000})
     reservation = await limiter.reserve(ALICE, "gpt-5", {}, 300)
     assert reservation.headers() == {"x-ratelimit-limit-requests": "10", "x-ratelimit-remaining-requests": "9",
-                                     "x-ratelimit-limit-tokens": "1000", "x-ratelimit-remaining-tokens": "700"}
+                                     "x-ratelimit-reset-requests": "1m0s", "x-ratelimit-limit-tokens": "1000",
+                                     "x-ratelimit-remaining-tokens": "700", "x-ratelimit-reset-tokens": "1m0s"}
     claude = await limiter.reserve(ALICE, "claude", {}, 300)
-    assert claude.headers() == {"x-ratelimit-limit-tokens": "1000", "x-ratelimit-remaining-tokens": "400"}
+    assert claude.headers() == {"x-ratelimit-limit-tokens": "1000", "x-ratelimit-remaining-tokens": "400",
+                                "x-ratelimit-reset-tokens": "1m0s"}
 
 
 async def test_rules_with_the_same_selector_merge_and_count_a_request_once():
@@ -362,14 +366,15 @@ class CountingStore(MemoryStore):
         self.calls = self.settles = 0
         self.down = False
 
-    async def reserve(self, rid: str, keys: Sequence[str], limits: Sequence[int], costs: Sequence[int],
-                      n_mandatory: int, group_sizes: Sequence[int]) -> Verdict:
+    async def reserve(self, rid: str, keys: Sequence[str], limits: Sequence[int], tokens: Sequence[bool],
+                      need: int, cap: int, n_mandatory: int, group_sizes: Sequence[int]) -> Verdict:
         self.calls += 1
         if self.down:
             raise StoreUnavailable("ConnectionError: refused")
-        return await super().reserve(rid, keys, limits, costs, n_mandatory, group_sizes)
+        return await super().reserve(rid, keys, limits, tokens, need, cap, n_mandatory, group_sizes)
 
-    async def settle(self, rid: str, keys: Sequence[str], reserved: int, actual: int, stamp: int = 0) -> None:
+    async def settle(self, rid: str, keys: Sequence[str], reserved: Sequence[int], actual: int,
+                     stamp: int = 0) -> None:
         self.settles += 1
         if self.down:
             raise StoreUnavailable("ConnectionError: refused")
@@ -504,23 +509,25 @@ async def test_refusal_renders_as_429_in_the_callers_shape(family: str):
 # --- token estimates ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("api", "body", "expected"), [
-    (apis.OPENAI_CHAT, {"model": "m", "messages": [{"role": "user", "content": "x" * 400}], "max_tokens": 50}, 150),
+    (apis.OPENAI_CHAT, {"model": "m", "messages": [{"role": "user", "content": "x" * 400}], "max_tokens": 50},
+     (100, 50)),
     (apis.OPENAI_CHAT, {"messages": [{"role": "user", "content": "x" * 40}], "max_completion_tokens": 7,
-                        "max_tokens": 99}, 17),
-    (apis.OPENAI_CHAT, {"messages": [{"role": "user", "content": "hi"}]}, 1 + DEFAULT_OUTPUT_TOKENS),
-    (apis.OPENAI_RESPONSES, {"input": "y" * 80, "max_output_tokens": 30}, 50),
+                        "max_tokens": 99}, (10, 7)),
+    (apis.OPENAI_CHAT, {"messages": [{"role": "user", "content": "hi"}]}, (1, DEFAULT_OUTPUT_TOKENS)),
+    (apis.OPENAI_CHAT, {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}, (1, DEFAULT_OUTPUT_TOKENS)),
+    (apis.OPENAI_RESPONSES, {"input": "y" * 80, "max_output_tokens": 30}, (20, 30)),
     (apis.ANTHROPIC_MESSAGES, {"system": "s" * 40, "messages": [{"role": "user", "content": [
-        {"type": "text", "text": "t" * 40}]}], "max_tokens": 32000}, 32020),
+        {"type": "text", "text": "t" * 40}]}], "max_tokens": 32000}, (20, 32000)),
     (apis.GEMINI_GENERATE, {"contents": [{"parts": [{"text": "g" * 8}]}],
-                            "generationConfig": {"maxOutputTokens": 64}}, 66),
-    (apis.GEMINI_GENERATE, {"contents": [{"parts": [{"text": "g" * 8}]}]}, 2 + DEFAULT_OUTPUT_TOKENS),
-    (apis.OPENAI_EMBEDDINGS, {"input": ["a" * 40, "b" * 40]}, 20),
-    (apis.OPENAI_EMBEDDINGS, {"input": [[1, 2, 3], [4, 5]]}, 5),
-    (apis.GEMINI_EMBED, {"content": {"parts": [{"text": "e" * 400}]}}, 100),
-    (apis.ANTHROPIC_COUNT_TOKENS, {"messages": [{"role": "user", "content": "x" * 4000}]}, 0),
-    (apis.GEMINI_COUNT_TOKENS, {"contents": [{"parts": [{"text": "x" * 4000}]}]}, 0),
+                            "generationConfig": {"maxOutputTokens": 64}}, (2, 64)),
+    (apis.GEMINI_GENERATE, {"contents": [{"parts": [{"text": "g" * 8}]}]}, (2, DEFAULT_OUTPUT_TOKENS)),
+    (apis.OPENAI_EMBEDDINGS, {"input": ["a" * 40, "b" * 40]}, (20, 0)),
+    (apis.OPENAI_EMBEDDINGS, {"input": [[1, 2, 3], [4, 5]]}, (5, 0)),
+    (apis.GEMINI_EMBED, {"content": {"parts": [{"text": "e" * 400}]}}, (100, 0)),
+    (apis.ANTHROPIC_COUNT_TOKENS, {"messages": [{"role": "user", "content": "x" * 4000}]}, (0, 0)),
+    (apis.GEMINI_COUNT_TOKENS, {"contents": [{"parts": [{"text": "x" * 4000}]}]}, (0, 0)),
 ])
-def test_estimate_request_tokens(api: str, body: dict[str, Any], expected: int):
+def test_estimate_request_tokens(api: str, body: dict[str, Any], expected: tuple[int, int]):
     assert estimate_request_tokens(api, body) == expected
 
 

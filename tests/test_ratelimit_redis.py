@@ -60,7 +60,8 @@ async def test_service_cap_stricter_than_the_default(limiter_on):
     limiter = limiter_on({"key": "user_default", "requests_per_minute": 5},
                          {"key": "service", "model": "gpt-*", "requests_per_minute": 3})
     reservation = await limiter.reserve(ALICE, "gpt-5", {}, 0)
-    assert reservation.headers() == {"x-ratelimit-limit-requests": "3", "x-ratelimit-remaining-requests": "2"}
+    assert reservation.headers() == {"x-ratelimit-limit-requests": "3", "x-ratelimit-remaining-requests": "2",
+                                     "x-ratelimit-reset-requests": "1m0s"}
     assert await admitted(limiter, BOB, 5) == 2
     assert "service gpt-*: 3 requests per minute" in (await refusal(limiter, CAROL)).message
     assert await admitted(limiter, ALICE, 5, service="gpt-4o") == 3

@@ -4,6 +4,9 @@ stream the caller abandons half way), as the x-ratelimit-*-tokens headers of the
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import aiohttp
 import pytest
 from tests.fakes import DEFAULT_USAGE, default_sse, sse_data
@@ -39,7 +42,12 @@ rate_limits:
     assert tokens_left(first) - tokens_left(second) == row["total_tokens"]
 
 
-async def test_the_estimate_is_held_while_the_call_runs_and_given_back_after(gateway, fakes):
+def input_need(body: dict[str, Any]) -> int:
+    """The input estimate sidegate makes of this body as the test client sends it (JSON, a token per 4 bytes)."""
+    return (len(json.dumps(body).encode()) + 3) // 4
+
+
+async def test_the_expectation_is_held_while_the_call_runs_and_given_back_after(gateway, fakes):
     env = await start_env(gateway, fakes, """
 rate_limits:
   - {key: user_default, tokens_per_minute: 1500}
@@ -49,42 +57,54 @@ rate_limits:
                                                       "finish_reason": None}]}) for i in range(20)]
                           + [b"data: [DONE]\n\n"], chunk_delay_s=0.05)
     body = {**OPENAI.body, "stream": True}
+    need = input_need(body)
     async with aiohttp.ClientSession() as http, http.post(
             env.url(OPENAI.path), json=body, headers={"Authorization": f"Bearer {KEYS['alice']}"}) as streaming:
         assert streaming.status == 200
+        # no max_tokens: the default output cap, bounded by half of what was left after the input
         held = 1500 - tokens_left(streaming)
-        assert held >= 1024  # no max_tokens: the default output allowance
+        assert held == need + min(1024, (1500 - need) // 2)
         await streaming.content.readline()
-        # while the stream runs its estimate is held: a second request's estimate does not fit
-        refused = await env.post(OPENAI, "alice")
+        # while the stream runs its expectation is held: a prompt larger than what is left is refused...
+        big = {**OPENAI.body, "messages": [{"role": "user", "content": "x" * 4 * tokens_left(streaming)}]}
+        refused = await env.post(OPENAI, "alice", body=big)
         code, message = refused.error()
         assert (code, "user_default: 1500 tokens per minute" in message) == ("rate_limit_exceeded", True)
-        assert refused.headers["x-ratelimit-limit-tokens"] == "1500"
+        assert f"{tokens_left(streaming)} left, this request's input needs about {input_need(big)}" in message
+        assert int(refused.headers["x-ratelimit-remaining-tokens"]) == tokens_left(streaming) < input_need(big)
+        assert 59 <= int(refused.headers["retry-after"]) <= 60  # the stream's entry leaves the window then
+        # ...but a small call runs alongside it
+        beside = await env.post(OPENAI, "alice")
+        assert beside.status == 200 and tokens_left(beside) < tokens_left(streaming)
         await streaming.read()
     row = await env.row(streaming.headers["x-sidegate-request-id"])
+    await env.row(beside.request_id)
     await env.settled()
     assert row["status_code"] == 200
-    # settled with the real count: the next request (the same body, so the same estimate) fits again
+    # settled with the real count: the next request (the same body) reserves what it did, less what the two used
     after = await env.post(OPENAI, "alice", body=body)
     assert after.status == 200
-    assert 1500 - tokens_left(after) - (1500 - tokens_left(streaming)) == row["total_tokens"]
+    left = 1500 - row["total_tokens"] - (await env.row(beside.request_id))["total_tokens"]
+    assert tokens_left(after) == left - need - min(1024, (left - need) // 2)
 
 
-async def test_an_output_cap_above_what_is_left_is_refused(gateway, fakes):
+async def test_an_output_cap_above_the_whole_limit_is_admitted(gateway, fakes):
     env = await start_env(gateway, fakes, """
 rate_limits:
   - {key: user_default, tokens_per_minute: 1500}
 """)
-    capped = {**OPENAI.body, "max_completion_tokens": 1400}
-    first = await env.post(OPENAI, body=capped)
-    assert first.status == 200 and tokens_left(first) <= 100  # reserved: at least the cap
-    await env.row(first.request_id)
-    await env.settled()
-    big = await env.post(OPENAI, body={**OPENAI.body, "max_completion_tokens": 1600})
-    assert big.status == 429  # more than the whole limit: fits an empty bucket only
-    assert 1 <= int(big.headers["retry-after"]) <= 60
-    assert fakes["openai"].received[-1].json()["max_completion_tokens"] == 1400
-    assert len(fakes["openai"].received) == 1
+    body = {**OPENAI.body, "max_completion_tokens": 32000}
+    answers = []
+    for _ in range(3):  # never refused for its max_tokens: each is settled with its small real usage
+        answers.append(await env.post(OPENAI, body=body))
+        assert answers[-1].status == 200, answers[-1].body
+        await env.row(answers[-1].request_id)
+        await env.settled()
+    assert [r.json()["max_completion_tokens"] for r in fakes["openai"].received] == [32000] * 3  # sent unchanged
+    used = [(await env.row(a.request_id))["total_tokens"] for a in answers]
+    # the third found the first two's real usage and reserved its input plus half of the room after it
+    room = 1500 - used[0] - used[1] - input_need(body)
+    assert tokens_left(answers[2]) == room - room // 2
 
 
 async def test_a_stream_the_caller_abandons_is_settled_with_what_was_streamed(gateway, fakes):
@@ -123,8 +143,8 @@ rate_limits:
   - {key: user_default, requests_per_minute: 3, tokens_per_minute: 1500}
 """)
     await settled_call(env, OPENAI, False, "bob")
-    big = await env.post(OPENAI, "bob", body={**OPENAI.body, "max_completion_tokens": 1600})
-    assert "user_default: 1500 tokens per minute" in big.error()[1]
+    big = await env.post(OPENAI, "bob", body={**OPENAI.body, "messages": [{"role": "user", "content": "x" * 6000}]})
+    assert "user_default: 1500 tokens per minute" in big.error()[1]  # its input needs more than is left
     assert big.headers["x-ratelimit-limit-tokens"] == "1500"
     for _ in range(2):  # a refusal takes nothing: the other two requests still fit
         await settled_call(env, OPENAI, False, "bob")

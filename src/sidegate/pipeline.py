@@ -42,13 +42,15 @@ def apply_tags(ctx: RequestContext) -> None:
 
 
 async def reserve_rate_limit(ctx: RequestContext, limiter: RateLimiter | None) -> None:
-    """Take one request and the token estimate from every bucket that applies (429 when one is empty)."""
+    """Take one request, the input estimate and an expectation of the output from every bucket that
+    applies (429 when the input or the request does not fit)."""
     if limiter is None:
         return
     assert ctx.principal is not None and ctx.service is not None
     ctx.limiter = limiter
-    estimate = estimate_request_tokens(ctx.fmt.name, ctx.body or {}, len(ctx.body_bytes))
-    ctx.reservation = await limiter.reserve(ctx.principal, ctx.service.name, ctx.tags, estimate, model=ctx.model)
+    needed, cap = estimate_request_tokens(ctx.fmt.name, ctx.body or {}, len(ctx.body_bytes))
+    ctx.reservation = await limiter.reserve(ctx.principal, ctx.service.name, ctx.tags, needed, model=ctx.model,
+                                            output_cap=cap, family=ctx.fmt.family)
 
 
 def guard_input(ctx: RequestContext) -> None:

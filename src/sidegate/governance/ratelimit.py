@@ -3,8 +3,11 @@
 `RateLimiter.from_policy` compiles the policy's rules (`ratelimit_rules`) and opens the store
 (`ratelimit_store`: memory:// or redis://). Per request, `reserve` finds the buckets that apply
 (one cached dict lookup per principal and model service) and checks-and-charges them all in one
-store call: one request, plus the token estimate, in each. A refusal raises `RateLimited` (HTTP 429
-with Retry-After and the rule that fired). `settle` replaces the token estimate with the real count.
+store call: one request from each request bucket; from each token bucket the request's input
+estimate, which must fit, plus an expectation of its output bounded by what is left (the rule is in
+`ratelimit_store`). A refusal raises `RateLimited` (HTTP 429 with Retry-After, the time until the
+request would be admitted, and the rule that fired). `settle` replaces what was taken with the real
+count. Answers carry x-ratelimit-* headers (and the caller's provider's own, `NATIVE_HEADERS`).
 
 When the store fails, `on_error` decides (allow: admit unchecked; deny: 503) and the limiter stops
 calling the store for a second at a time, so an outage costs no round trips and no reconnect storm;
@@ -28,8 +31,9 @@ from typing import Literal
 import structlog
 
 from sidegate.errors import GatewayError
+from sidegate.governance.ratelimit_headers import NATIVE_HEADERS, NativeHeaders, add_headers
 from sidegate.governance.ratelimit_rules import Limit, Plan, Rule, compile_rules, escape, plan_for
-from sidegate.governance.ratelimit_store import Store, StoreUnavailable, Verdict, open_store
+from sidegate.governance.ratelimit_store import WINDOW_S, Store, StoreUnavailable, Verdict, open_store
 from sidegate.policy.compiled import PrincipalInfo
 from sidegate.policy.model import PolicyModel, RateLimit
 
@@ -41,61 +45,78 @@ _CACHE_LIMIT = 4096
 _PATTERN_CHARS = frozenset("*?[")
 
 
-def _headers_for(limit: Limit, remaining: int) -> dict[str, str]:
-    return {limit.limit_header: limit.limit_text, limit.remaining_header: str(max(0, remaining))}
-
-
 class RateLimited(GatewayError):
-    """A request refused by a rate limit: 429, Retry-After, the rule that fired."""
+    """A request refused by a rate limit: 429, Retry-After (when it would be admitted), the rule that
+    fired, and that bucket's headers (its remaining is below what this request needs)."""
 
     __slots__ = ("limit", "retry_after")
 
-    def __init__(self, limit: Limit, wait_s: float, remaining: int) -> None:
+    def __init__(self, limit: Limit, wait_s: float, remaining: int, reset_s: float = 0.0, need: int = 1,
+                 native: NativeHeaders | None = None) -> None:
         self.limit = limit
-        self.retry_after = max(1, math.ceil(wait_s))
+        self.retry_after = max(1, math.ceil(wait_s - 1e-9))
+        if remaining < 0:  # answers longer than reserved put the bucket in debt
+            detail = f"{-remaining} over the limit"
+        else:
+            detail = f"{remaining} left, this request's input needs about {need}" if limit.tokens else "0 left"
+        headers = {"Retry-After": str(self.retry_after)}
+        add_headers(headers, limit, remaining, max(reset_s, wait_s), native)
         super().__init__(
             429, "rate_limit_exceeded",
-            f"Rate limit exceeded: {limit.describe()}. Retry after {self.retry_after} s.",
-            headers={"Retry-After": str(self.retry_after), **_headers_for(limit, remaining)},
+            f"Rate limit exceeded: {limit.describe()} ({detail}). Retry after {self.retry_after} s.",
+            headers=headers,
         )
 
 
 class Reservation:
     """What one request took from which buckets (all of `keys`' mandatory part and the chosen
-    group's), for `settle` and the x-ratelimit-* response headers."""
+    group's), for `settle` and the rate-limit response headers."""
 
-    __slots__ = ("charged", "estimate", "keys", "remaining", "rid", "settled", "stamp")
+    __slots__ = ("charged", "keys", "native", "remaining", "reset_s", "rid", "settled", "stamp", "taken")
 
-    def __init__(self, rid: str, estimate: int, keys: Sequence[str], charged: Sequence[Limit],
-                 remaining: Sequence[int], stamp: int = 0) -> None:
+    def __init__(self, rid: str, keys: Sequence[str], charged: Sequence[Limit], remaining: Sequence[int],
+                 taken: Sequence[int] = (), reset_s: Sequence[float] = (), stamp: int = 0,
+                 native: NativeHeaders | None = None) -> None:
         self.rid = rid
         self.stamp = stamp  # the store's filing of it (memory: its time slot)
-        self.estimate = estimate
         self.keys = keys  # the store keys of `charged`, in the same order
         self.charged = charged
         self.remaining = remaining
+        self.taken = taken  # what each bucket of `charged` took
+        self.reset_s = reset_s
+        self.native = native
         self.settled = False
 
-    def token_keys(self) -> list[str]:
-        return [key for key, limit in zip(self.keys, self.charged, strict=True) if limit.tokens]
+    def corrections(self, actual: int) -> tuple[list[str], list[int]]:
+        """The token buckets whose charge `actual` changes, and what each took."""
+        keys: list[str] = []
+        taken: list[int] = []
+        took = self.taken
+        for i, limit in enumerate(self.charged):
+            if limit.tokens and took[i] != actual:
+                keys.append(self.keys[i])
+                taken.append(took[i])
+        return keys, taken
 
     def headers(self) -> dict[str, str]:
-        """x-ratelimit-{limit,remaining}-{requests,tokens} of the tightest bucket of each unit
-        (least remaining, then the smaller limit); a unit no rule limited is left out."""
-        tightest: list[tuple[int, int, Limit] | None] = [None, None]  # requests, tokens
-        for limit, remaining in zip(self.charged, self.remaining, strict=True):
+        """x-ratelimit-{limit,remaining,reset}-{requests,tokens} of the tightest bucket of each unit
+        (least remaining, then the smaller limit), plus the caller's provider's own where it has
+        them; a unit no rule limited is left out."""
+        tightest: list[tuple[int, int, int] | None] = [None, None]  # requests, tokens: remaining, limit, index
+        for i, (limit, remaining) in enumerate(zip(self.charged, self.remaining, strict=True)):
             best = tightest[limit.tokens]
             if best is None or (remaining, limit.limit) < best[:2]:
-                tightest[limit.tokens] = (remaining, limit.limit, limit)
+                tightest[limit.tokens] = (remaining, limit.limit, i)
         headers: dict[str, str] = {}
         for best in tightest:
             if best is not None:
-                remaining, _, limit = best
-                headers.update(_headers_for(limit, remaining))
+                i = best[2]
+                add_headers(headers, self.charged[i], best[0], self.reset_s[i] if self.reset_s else WINDOW_S,
+                            self.native)
         return headers
 
 
-UNCHECKED = Reservation("", 0, (), (), ())  # nothing applied (or the store was down with allow)
+UNCHECKED = Reservation("", (), (), ())  # nothing applied (or the store was down with allow)
 
 
 class RateLimiter:
@@ -147,17 +168,22 @@ class RateLimiter:
         return plan
 
     async def reserve(self, principal: PrincipalInfo, service: str, tags: Mapping[str, str],
-                      estimated_tokens: int, model: str | None = None) -> Reservation:
-        """Take one request and `estimated_tokens` from every bucket that applies, or raise
-        `RateLimited` (nothing taken). One store call; none when no rule applies."""
+                      input_tokens: int, model: str | None = None, output_cap: int = 0,
+                      family: str | None = None) -> Reservation:
+        """Take one request from every request bucket that applies and, from every token bucket,
+        `input_tokens` (the request's input estimate, which must fit) plus an expectation of its
+        output bounded by `output_cap` and by what is left (see `ratelimit_store`); or raise
+        `RateLimited` (nothing taken). `family` (the caller's API family) adds its provider's own
+        rate-limit headers. One store call; none when no rule applies."""
         plan = self.plan(principal, service, model)
         if plan.empty:
             return UNCHECKED
-        estimated_tokens = max(0, estimated_tokens)
+        need = input_tokens if input_tokens > 0 else 0
+        cap = output_cap if output_cap > 0 else 0
+        native = NATIVE_HEADERS.get(family) if family is not None else None
         if plan.fixed:  # the common case: the buckets do not depend on the request's tags
-            return await self._reserve(plan.mandatory, plan.keys, plan.bounds,
-                                       [estimated_tokens if limit.tokens else 1 for limit in plan.mandatory],
-                                       len(plan.keys), (), estimated_tokens, tags)
+            return await self._reserve(plan.mandatory, plan.keys, plan.bounds, plan.units, need, cap,
+                                       len(plan.keys), (), tags, native)
         limits = list(plan.mandatory)
         keys = [limit.key for limit in limits]
         for tag_limit in plan.tags:
@@ -173,70 +199,73 @@ class RateLimiter:
             keys.extend(limit.key for limit in group)
         if not limits:
             return UNCHECKED
-        return await self._reserve(limits, keys, [limit.limit for limit in limits],
-                                   [estimated_tokens if limit.tokens else 1 for limit in limits],
-                                   n_mandatory, [len(group) for group in plan.groups], estimated_tokens, tags)
+        return await self._reserve(limits, keys, [limit.limit for limit in limits], [limit.tokens for limit in limits],
+                                   need, cap, n_mandatory, [len(group) for group in plan.groups], tags, native)
 
     async def _reserve(self, limits: Sequence[Limit], keys: Sequence[str], bounds: Sequence[int],
-                       costs: Sequence[int], n_mandatory: int, group_sizes: Sequence[int], estimate: int,
-                       tags: Mapping[str, str]) -> Reservation:
+                       units: Sequence[bool], need: int, cap: int, n_mandatory: int, group_sizes: Sequence[int],
+                       tags: Mapping[str, str], native: NativeHeaders | None) -> Reservation:
         rid = f"{self._rid_prefix}{next(self._rids)}"
         if self._down_since is not None and not self._may_probe():
             return self._store_failed(None)
         try:
-            verdict = await self.store.reserve(rid, keys, bounds, costs, n_mandatory, group_sizes)
+            verdict = await self.store.reserve(rid, keys, bounds, units, need, cap, n_mandatory, group_sizes)
         except StoreUnavailable as exc:
             return self._store_failed(exc)
         if self._down_since is not None:
             self._recovered()
-        return self._decide(verdict, rid, estimate, keys, limits, n_mandatory, group_sizes, tags)
+        return self._decide(verdict, rid, need, keys, limits, n_mandatory, group_sizes, tags, native)
 
-    def _decide(self, verdict: Verdict, rid: str, estimate: int, keys: Sequence[str], limits: Sequence[Limit],
-                n_mandatory: int, group_sizes: Sequence[int], tags: Mapping[str, str]) -> Reservation:
+    def _decide(self, verdict: Verdict, rid: str, need: int, keys: Sequence[str], limits: Sequence[Limit],
+                n_mandatory: int, group_sizes: Sequence[int], tags: Mapping[str, str],
+                native: NativeHeaders | None) -> Reservation:
         if not verdict.admitted:
             fired = limits[verdict.fired]
             if fired.tag is not None:  # a bucket per tag value: say which value
                 value = tags[fired.tag]
                 fired = replace(fired, label=f"{fired.label} ({fired.tag}={value})")
-            raise RateLimited(fired, verdict.wait_s, verdict.remaining[0])
+            raise RateLimited(fired, verdict.wait_s, verdict.remaining[0], verdict.reset_s[0],
+                              need if fired.tokens else 1, native)
         if verdict.group >= 0:  # charged: the mandatory buckets and the chosen group's
             start = n_mandatory + sum(group_sizes[:verdict.group])
             end = start + group_sizes[verdict.group]
             keys = [*keys[:n_mandatory], *keys[start:end]]
             limits = [*limits[:n_mandatory], *limits[start:end]]
-        return Reservation(rid, estimate, keys, limits, verdict.remaining, verdict.stamp)
+        return Reservation(rid, keys, limits, verdict.remaining, verdict.taken, verdict.reset_s, verdict.stamp,
+                           native)
 
     def settle_now(self, reservation: Reservation, actual_tokens: int) -> bool:
         """Settle at once when that needs no I/O (nothing to correct, or a store in this process);
         False when `settle` must be awaited (a remote store), which the caller does off the request path."""
-        if reservation.settled or not reservation.charged or max(0, actual_tokens) == reservation.estimate:
+        if reservation.settled or not reservation.charged:
+            reservation.settled = True
+            return True
+        actual = max(0, actual_tokens)
+        keys, taken = reservation.corrections(actual)
+        if not keys:
             reservation.settled = True
             return True
         if not self.store.local:
             return False
-        keys = reservation.token_keys()
         reservation.settled = True
-        if keys:
-            self.store.settle_local(keys, reservation.estimate, max(0, actual_tokens), reservation.stamp)
+        self.store.settle_local(keys, taken, actual, reservation.stamp)
         return True
 
     async def settle(self, reservation: Reservation, actual_tokens: int) -> None:
-        """Replace the reservation's token estimate with `actual_tokens` (at most once; one store
-        call, none when nothing changes or no token bucket was charged)."""
+        """Replace what the reservation took from each token bucket with `actual_tokens` (at most once;
+        one store call, none when nothing changes or no token bucket was charged)."""
         if reservation.settled or not reservation.charged:
             return
         reservation.settled = True
         actual_tokens = max(0, actual_tokens)
-        if actual_tokens == reservation.estimate:
-            return
-        keys = reservation.token_keys()
+        keys, taken = reservation.corrections(actual_tokens)
         if not keys:
             return
         if self._down_since is not None and not self._may_probe():
             self._count_failure()
             return
         try:
-            await self.store.settle(reservation.rid, keys, reservation.estimate, actual_tokens, reservation.stamp)
+            await self.store.settle(reservation.rid, keys, taken, actual_tokens, reservation.stamp)
         except StoreUnavailable as exc:
             self._failed(exc)
             return

@@ -1,11 +1,12 @@
 """The `redis://` rate-limit store: buckets shared by every sidegate replica using the same Redis.
 
-Same semantics as the memory store (`ratelimit_store`, read its doc first), implemented as two Lua
-scripts so that a reservation is one atomic round trip (EVALSHA) however many buckets it touches,
-and a settlement another. Time is Redis' own clock (`TIME`), so replicas with skewed clocks still
-agree. A bucket is a sorted set (member "cost:rid", score = time in ms) plus a running total at
-"<key>|t" (a key part never contains "|", so no bucket's key is another's total key); both expire
-one window after their last entry, so idle buckets vanish by themselves.
+Same semantics as the memory store (`ratelimit_store`, read its doc first: admission by the input
+estimate, an output expectation bounded by half the room left, waits from the buckets' contents),
+as two Lua scripts so that a reservation is one atomic round trip (EVALSHA) however many buckets it
+touches, and a settlement another. Time is Redis' own clock (`TIME`), so replicas with skewed
+clocks still agree. A bucket is a sorted set (member "cost:rid", score = time in ms) plus a running
+total at "<key>|t" (a key part never contains "|", so no bucket's key is another's total key); both
+expire one window after their last entry, so idle buckets vanish by themselves.
 
 URL: `redis://[user:pass@]host:6379/0` (or `rediss://`), with the usual redis-py query options
 and `key_prefix` (default "sidegate:rl:") to separate deployments sharing one Redis. Defaults,
@@ -36,13 +37,15 @@ local rid = ARGV[2]
 local function cost_of(member) return tonumber(string.match(member, '^(%d+):')) end
 """
 
-# KEYS: the buckets. ARGV: window_ms, rid, n_mandatory, n_groups, the group sizes, then
-# (limit, cost) for each key. Returns {1, group, remaining...} or {0, wait_ms, fired, remaining}.
+# KEYS: the buckets. ARGV: window_ms, rid, n_mandatory, n_groups, need, cap, the group sizes, then
+# (limit, 1 for a token bucket or 0 for a request bucket) for each key. Returns
+# {1, group, (remaining, taken, reset_ms) for each bucket charged} or {0, wait_ms, fired, remaining, reset_ms}.
 RESERVE = _COMMON + """
 local cutoff = now - window
 local n_mandatory = tonumber(ARGV[3])
 local n_groups = tonumber(ARGV[4])
-local base = 4 + n_groups
+local need, cap = tonumber(ARGV[5]), tonumber(ARGV[6])
+local base = 6 + n_groups
 local totals = {}
 for i = 1, #KEYS do
   local key = KEYS[i]
@@ -56,10 +59,11 @@ for i = 1, #KEYS do
   totals[i] = total
 end
 local function limit_of(i) return tonumber(ARGV[base + 2 * i - 1]) end
-local function cost_arg(i) return ARGV[base + 2 * i] end
+local function is_tokens(i) return ARGV[base + 2 * i] == '1' end
+local function cost_of_request(i) if is_tokens(i) then return need end return 1 end
 local function wait(i)
   local limit = limit_of(i)
-  local excess = totals[i] + math.min(tonumber(cost_arg(i)), limit) - limit
+  local excess = totals[i] + math.min(cost_of_request(i), limit) - limit
   if excess <= 0 then return 0 end
   local freed, start = 0, 0
   while true do
@@ -72,6 +76,11 @@ local function wait(i)
     start = start + 64
   end
 end
+local function reset(i)
+  local newest = redis.call('ZRANGE', KEYS[i], -1, -1, 'WITHSCORES')
+  if #newest == 0 then return 0 end
+  return math.max(math.ceil(tonumber(newest[2]) + window - now), 0)
+end
 local worst, fired = 0, 0
 for i = 1, n_mandatory do
   local w = wait(i)
@@ -81,7 +90,7 @@ local chosen, first = 0, n_mandatory + 1
 if n_groups > 0 then
   local group_wait, group_fired = 0, 0
   for g = 1, n_groups do
-    local size = tonumber(ARGV[4 + g])
+    local size = tonumber(ARGV[6 + g])
     local gw, gf = 0, 0
     for i = first, first + size - 1 do
       local w = wait(i)
@@ -94,43 +103,53 @@ if n_groups > 0 then
   if chosen == 0 and group_wait > worst then worst, fired = group_wait, group_fired end
 end
 if fired > 0 then
-  return {0, math.ceil(worst), fired - 1, limit_of(fired) - totals[fired]}
+  return {0, math.ceil(worst), fired - 1, limit_of(fired) - totals[fired], reset(fired)}
 end
 local reply = {1, chosen - 1}
 local function charge(i)
-  local cost = tonumber(cost_arg(i))
-  if cost > 0 then
-    redis.call('ZADD', KEYS[i], now, cost_arg(i) .. ':' .. rid)
-    redis.call('INCRBY', KEYS[i] .. '|t', cost)
+  local limit, take = limit_of(i), 1
+  if is_tokens(i) then
+    local half = math.floor((limit - totals[i] - need) / 2)
+    take = need + math.max(math.min(cap, half), 0)
+  end
+  local reset_ms = tonumber(ARGV[1])
+  if take > 0 then
+    redis.call('ZADD', KEYS[i], now, take .. ':' .. rid)
+    redis.call('INCRBY', KEYS[i] .. '|t', take)
     redis.call('PEXPIRE', KEYS[i], window)
     redis.call('PEXPIRE', KEYS[i] .. '|t', window)
+  else
+    reset_ms = reset(i)
   end
-  reply[#reply + 1] = limit_of(i) - totals[i] - cost
+  reply[#reply + 1] = limit - totals[i] - take
+  reply[#reply + 1] = take
+  reply[#reply + 1] = reset_ms
 end
 for i = 1, n_mandatory do charge(i) end
 if chosen > 0 then
-  for i = first, first + tonumber(ARGV[4 + chosen]) - 1 do charge(i) end
+  for i = first, first + tonumber(ARGV[6 + chosen]) - 1 do charge(i) end
 end
 return reply
 """
 
-# KEYS: the token buckets a reservation charged. ARGV: window_ms, rid, reserved, actual.
+# KEYS: the token buckets a reservation charged. ARGV: window_ms, rid, actual, then what each took.
 SETTLE = _COMMON + """
-local reserved, actual = tonumber(ARGV[3]), tonumber(ARGV[4])
-local delta = actual - reserved
+local actual = tonumber(ARGV[3])
 for i = 1, #KEYS do
   local key = KEYS[i]
+  local taken = tonumber(ARGV[3 + i])
+  local delta = actual - taken
   if delta > 0 then
     redis.call('ZADD', key, now, delta .. ':' .. rid .. ':s')
     redis.call('INCRBY', key .. '|t', delta)
     redis.call('PEXPIRE', key, window)
     redis.call('PEXPIRE', key .. '|t', window)
   elseif delta < 0 then
-    local member = ARGV[3] .. ':' .. rid
+    local member = ARGV[3 + i] .. ':' .. rid
     local score = redis.call('ZSCORE', key, member)
     if score then
       redis.call('ZREM', key, member)
-      if actual > 0 then redis.call('ZADD', key, score, ARGV[4] .. ':' .. rid) end
+      if actual > 0 then redis.call('ZADD', key, score, ARGV[3] .. ':' .. rid) end
       redis.call('INCRBY', key .. '|t', delta)
     end
   end
@@ -167,25 +186,26 @@ class RedisStore(Store):
     def from_url(cls, url: str) -> RedisStore:
         return cls(url)
 
-    async def reserve(self, rid: str, keys: Sequence[str], limits: Sequence[int], costs: Sequence[int],
-                      n_mandatory: int, group_sizes: Sequence[int]) -> Verdict:
-        args: list[str | int] = [_WINDOW_MS, rid, n_mandatory, len(group_sizes), *group_sizes]
-        for limit, cost in zip(limits, costs, strict=True):
+    async def reserve(self, rid: str, keys: Sequence[str], limits: Sequence[int], tokens: Sequence[bool],
+                      need: int, cap: int, n_mandatory: int, group_sizes: Sequence[int]) -> Verdict:
+        args: list[str | int] = [_WINDOW_MS, rid, n_mandatory, len(group_sizes), need, cap, *group_sizes]
+        for limit, is_tokens in zip(limits, tokens, strict=True):
             args.append(limit)
-            args.append(cost)
+            args.append(1 if is_tokens else 0)
         try:
             reply = await self._reserve(keys=keys, args=args)
         except _ERRORS as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
         if reply[0] == 1:
-            return Verdict(True, reply[1], reply[2:], 0.0, -1)
-        return Verdict(False, -1, (reply[3],), reply[1] / 1000.0, reply[2])
+            return Verdict(True, reply[1], reply[2::3], 0.0, -1, 0, reply[3::3], [ms / 1000.0 for ms in reply[4::3]])
+        return Verdict(False, -1, (reply[3],), reply[1] / 1000.0, reply[2], reset_s=(reply[4] / 1000.0,))
 
-    async def settle(self, rid: str, keys: Sequence[str], reserved: int, actual: int, stamp: int = 0) -> None:
-        if actual == reserved or not keys:
+    async def settle(self, rid: str, keys: Sequence[str], reserved: Sequence[int], actual: int,
+                     stamp: int = 0) -> None:
+        if not keys:
             return
         try:
-            await self._settle(keys=keys, args=[_WINDOW_MS, rid, reserved, actual])
+            await self._settle(keys=keys, args=[_WINDOW_MS, rid, actual, *reserved])
         except _ERRORS as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 

@@ -50,6 +50,7 @@ class Limit:
     unit: str = field(init=False, compare=False)
     limit_header: str = field(init=False, compare=False, repr=False)
     remaining_header: str = field(init=False, compare=False, repr=False)
+    reset_header: str = field(init=False, compare=False, repr=False)
     limit_text: str = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -57,6 +58,7 @@ class Limit:
         object.__setattr__(self, "unit", unit)
         object.__setattr__(self, "limit_header", f"x-ratelimit-limit-{unit}")
         object.__setattr__(self, "remaining_header", f"x-ratelimit-remaining-{unit}")
+        object.__setattr__(self, "reset_header", f"x-ratelimit-reset-{unit}")
         object.__setattr__(self, "limit_text", str(self.limit))
 
     def describe(self) -> str:
@@ -158,16 +160,18 @@ class Plan:
     tags: tuple[TagLimit, ...]
     groups: tuple[tuple[Limit, ...], ...]
     empty: bool = field(init=False)
-    # only mandatory buckets (no tag rule, no group): the store call's keys and bounds, ready made
+    # only mandatory buckets (no tag rule, no group): the store call's keys, bounds and units, ready made
     fixed: bool = field(init=False)
     keys: tuple[str, ...] = field(init=False, repr=False)
     bounds: tuple[int, ...] = field(init=False, repr=False)
+    units: tuple[bool, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "empty", not (self.mandatory or self.tags or self.groups))
         object.__setattr__(self, "fixed", not (self.tags or self.groups))
         object.__setattr__(self, "keys", tuple(limit.key for limit in self.mandatory))
         object.__setattr__(self, "bounds", tuple(limit.limit for limit in self.mandatory))
+        object.__setattr__(self, "units", tuple(limit.tokens for limit in self.mandatory))
 
 
 def _key(prefix: str, rule: Rule, service: str, unit: str, subject: str) -> str:

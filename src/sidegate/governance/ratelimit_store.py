@@ -2,23 +2,31 @@
 registry that opens a store from its URL (`redis://` is in `ratelimit_redis`).
 
 Every bucket is a sliding window over the last `WINDOW_S` seconds: what was admitted in that
-window and its running total. A request fits a bucket when total + cost <= limit, so no 60-second
-span ever admits more than the limit (a fixed window lets twice the limit through around its
-boundary). The memory store keeps a bucket's admissions in time slots of `SLOT_S` (entries of one
-slot are added up), so its memory is bounded by the window, not by the request rate: at most
-WINDOW_S / SLOT_S slots a bucket, each a number. An entry leaves the window with its slot, at most
-SLOT_S early (a 0.02% error at the window's edge). Each slot is added once and dropped once, so
-checking a bucket costs amortised O(1). A cost larger than the whole limit is checked as the limit
-itself (it fits an empty bucket only, then puts the bucket in debt) so that one large request is
-not refused forever.
+window and its running total. The memory store keeps a bucket's admissions in time slots of
+`SLOT_S` (entries of one slot are added up), so its memory is bounded by the window, not by the
+request rate: at most WINDOW_S / SLOT_S slots a bucket, each a number. An entry leaves the window
+with its slot, at most SLOT_S early (a 0.02% error at the window's edge). Each slot is added once
+and dropped once, so checking a bucket costs amortised O(1).
+
+Admission (the same in every store). A request costs a request bucket 1; a token bucket it costs
+`need`, the estimate of its input, and fits while total + need <= limit (a need larger than the
+whole limit is checked as the limit itself: it fits an empty bucket only, so one large prompt is
+not refused forever). The request's output cap is never checked against the limit: a token bucket
+that admits a request is charged its need plus an expectation of its output, the cap but at most
+half of the room left after the need, (limit - total - need) // 2 (none when there is no room), so
+that one call with a large `max_tokens` never holds the whole bucket while it runs and a few calls
+can run side by side.
+`settle` then replaces what was charged with the real count. A refused request waits until
+enough of the window's usage has left it for its need (and its request) to fit, in every bucket
+that refused it; nothing is charged.
 
 One `reserve` call checks a set of buckets and charges them all or none: the `mandatory` buckets
 must all fit, and of the `groups` of buckets that follow (alternatives: a principal in several
 limited groups) the first whose buckets all fit is charged; when there are groups and none fits,
-the request is refused. `settle` corrects a reservation's token buckets from the estimate to the
-real count: an overestimate is given back to the slot it was taken in (while that slot is still in
-the window), an underestimate is added at settle time (the bucket may go into debt: later
-requests wait).
+the request is refused, and waits for the group that frees first. `settle` corrects each token
+bucket from what it was charged to the real count: an overestimate is given back to the slot it
+was taken in (while that slot is still in the window), an underestimate is added at settle time
+(the bucket may go into debt: later requests wait).
 """
 
 from __future__ import annotations
@@ -49,12 +57,18 @@ class Verdict(NamedTuple):
     # admitted: limit minus usage after this reservation, for each bucket charged (the mandatory
     # ones, then the chosen group's); refused: the same for the bucket that decided, before it
     remaining: Sequence[int]
-    # refused: seconds until the request would fit; admitted: 0
+    # refused: seconds until the request would fit in every bucket; admitted: 0
     wait_s: float
     # refused: index into `keys` of the bucket that decided; admitted: -1
     fired: int
     # admitted: where the store filed the reservation, handed back to `settle` (memory: its slot)
     stamp: int = 0
+    # admitted: what each charged bucket took (1 request, or need + expected output in tokens)
+    taken: Sequence[int] = ()
+    # seconds until each bucket of `remaining` is back to its full limit (its newest entry has left
+    # the window, usage as it is now); empty when admitted and every bucket took something (so each
+    # resets in a whole window)
+    reset_s: Sequence[float] = ()
 
 
 class Store(ABC):
@@ -77,18 +91,21 @@ class Store(ABC):
         """Raise `StoreUnavailable` when the store cannot be reached (a store in this process always can)."""
         return None
 
-    def settle_local(self, keys: Sequence[str], reserved: int, actual: int, stamp: int) -> None:
+    def settle_local(self, keys: Sequence[str], reserved: Sequence[int], actual: int, stamp: int) -> None:
         raise NotImplementedError("only a local store settles synchronously")
 
     @abstractmethod
-    async def reserve(self, rid: str, keys: Sequence[str], limits: Sequence[int], costs: Sequence[int],
-                      n_mandatory: int, group_sizes: Sequence[int]) -> Verdict:
-        """Check and charge atomically (see the module doc). `rid` is unique per reservation."""
+    async def reserve(self, rid: str, keys: Sequence[str], limits: Sequence[int], tokens: Sequence[bool],
+                      need: int, cap: int, n_mandatory: int, group_sizes: Sequence[int]) -> Verdict:
+        """Check and charge atomically (see the module doc): `tokens[i]` tells a token bucket from a
+        request bucket; `need` and `cap` are the request's input estimate and output cap. `rid` is
+        unique per reservation."""
 
     @abstractmethod
-    async def settle(self, rid: str, keys: Sequence[str], reserved: int, actual: int, stamp: int = 0) -> None:
-        """Correct the entries `rid` added to `keys` (token buckets) from `reserved` to `actual`;
-        `stamp` is the admitting verdict's."""
+    async def settle(self, rid: str, keys: Sequence[str], reserved: Sequence[int], actual: int,
+                     stamp: int = 0) -> None:
+        """Correct the entries `rid` added to `keys` (token buckets) from what each took, `reserved`,
+        to `actual`; `stamp` is the admitting verdict's."""
 
     async def close(self) -> None:
         return None
@@ -100,7 +117,7 @@ class _Bucket:
     def __init__(self) -> None:
         # [slot number, cost admitted in it], oldest first
         self.slots: deque[list[Any]] = deque()
-        self.total = 0.0
+        self.total = 0  # costs are whole tokens or requests
 
     def purge(self, cutoff: int) -> None:
         """Drop the slots before slot number `cutoff`."""
@@ -121,7 +138,12 @@ class _Bucket:
         # Only if the total disagreed with the slots; every slot has left the window by then.
         return WINDOW_S
 
-    def add(self, slot: int, cost: float) -> None:
+    def reset(self, now: float) -> float:
+        """Seconds until the newest entry has left the window (0: nothing in it)."""
+        slots = self.slots
+        return max(slots[-1][0] * SLOT_S + WINDOW_S - now, 0.0) if slots else 0.0
+
+    def add(self, slot: int, cost: int) -> None:
         if cost:
             slots = self.slots
             if slots and slots[-1][0] == slot:
@@ -130,7 +152,7 @@ class _Bucket:
                 slots.append([slot, cost])
             self.total += cost
 
-    def give_back(self, slot: int, amount: float) -> None:
+    def give_back(self, slot: int, amount: int) -> None:
         """Take up to `amount` off what slot `slot` admitted (nothing once it left the window)."""
         for entry in reversed(self.slots):
             if entry[0] == slot:
@@ -170,8 +192,8 @@ class MemoryStore(Store):
             if not bucket.slots and bucket.total <= 0:
                 del self.buckets[key]
 
-    async def reserve(self, rid: str, keys: Sequence[str], limits: Sequence[int], costs: Sequence[int],
-                      n_mandatory: int, group_sizes: Sequence[int]) -> Verdict:
+    async def reserve(self, rid: str, keys: Sequence[str], limits: Sequence[int], tokens: Sequence[bool],
+                      need: int, cap: int, n_mandatory: int, group_sizes: Sequence[int]) -> Verdict:
         now = self.clock()
         slot = _slot(now)
         cutoff = _slot(now - WINDOW_S) + 1  # the slot holding now - WINDOW_S has left the window
@@ -189,7 +211,8 @@ class MemoryStore(Store):
             buckets.append(bucket)
         wait, fired = 0.0, -1
         for i in range(n_mandatory):
-            bucket, limit, cost = buckets[i], limits[i], costs[i]
+            bucket, limit = buckets[i], limits[i]
+            cost = need if tokens[i] else 1
             if bucket.total + (cost if cost < limit else limit) > limit:  # else it fits: no wait
                 w = bucket.wait(limit, cost, now)
                 if w > wait:
@@ -200,7 +223,7 @@ class MemoryStore(Store):
             for g, size in enumerate(group_sizes):
                 worst, worst_at = 0.0, -1
                 for i in range(start, start + size):
-                    w = buckets[i].wait(limits[i], costs[i], now)
+                    w = buckets[i].wait(limits[i], need if tokens[i] else 1, now)
                     if w > worst:
                         worst, worst_at = w, i
                 if worst == 0.0:
@@ -212,26 +235,40 @@ class MemoryStore(Store):
             if chosen < 0 and group_wait > wait:
                 wait, fired = group_wait, group_fired
         if fired >= 0:
-            return Verdict(False, -1, (int(limits[fired] - buckets[fired].total),), wait, fired)
+            bucket = buckets[fired]
+            return Verdict(False, -1, (limits[fired] - bucket.total,), wait, fired, reset_s=(bucket.reset(now),))
         charged = list(range(n_mandatory))
         if chosen >= 0:
             charged.extend(range(start, start + group_sizes[chosen]))
-        remaining = []
+        remaining, taken = [], []
+        resets: list[float] | tuple[()] = ()  # empty: every bucket took something, so resets in a window
         for i in charged:
-            bucket = buckets[i]
-            bucket.add(slot, costs[i])
-            remaining.append(int(limits[i] - bucket.total))
-        return Verdict(True, chosen, remaining, 0.0, -1, slot)
+            bucket, limit = buckets[i], limits[i]
+            take = 1
+            if tokens[i]:
+                half = (limit - bucket.total - need) // 2
+                take = need + (cap if cap < half else half if half > 0 else 0)
+                if not take:
+                    resets = [WINDOW_S] * len(charged)
+            bucket.add(slot, take)
+            remaining.append(limit - bucket.total)
+            taken.append(take)
+        if resets:
+            for j, i in enumerate(charged):
+                if not taken[j]:
+                    resets[j] = buckets[i].reset(now)
+        return Verdict(True, chosen, remaining, 0.0, -1, slot, taken, resets)
 
-    async def settle(self, rid: str, keys: Sequence[str], reserved: int, actual: int, stamp: int = 0) -> None:
+    async def settle(self, rid: str, keys: Sequence[str], reserved: Sequence[int], actual: int,
+                     stamp: int = 0) -> None:
         self.settle_local(keys, reserved, actual, stamp)
 
-    def settle_local(self, keys: Sequence[str], reserved: int, actual: int, stamp: int) -> None:
-        delta = actual - reserved
-        if not delta:
-            return
+    def settle_local(self, keys: Sequence[str], reserved: Sequence[int], actual: int, stamp: int) -> None:
         now = self.clock()
-        for key in keys:
+        for key, taken in zip(keys, reserved, strict=True):
+            delta = actual - taken
+            if not delta:
+                continue
             bucket = self.buckets.get(key)
             if bucket is None:
                 if delta < 0:
@@ -239,8 +276,8 @@ class MemoryStore(Store):
                 bucket = self.buckets[key] = _Bucket()
             if delta > 0:
                 bucket.add(_slot(now), delta)
-                continue
-            bucket.give_back(stamp, -delta)
+            else:
+                bucket.give_back(stamp, -delta)
 
 
 def _redis(url: str) -> Store:

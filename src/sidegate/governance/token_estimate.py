@@ -1,9 +1,11 @@
 """How many tokens a request may consume, estimated before it is sent (for token rate limits).
 
-The estimate is the prompt's size (about four characters a token, `ingress.base.text_chars`) plus the
-most the model may generate: the request's own output cap when it sets one, else a default. The
-rate limiter reserves this estimate and settles it with the real usage once the answer is known,
-so the estimate only has to be of the right order, never exact.
+Two numbers: the input, the prompt's size (about four characters a token, `ingress.base.text_chars`;
+embeddings given as token ids count one each), and the output cap, the most the model may generate
+(the request's own cap when it sets one, else a default). A token limit admits a request while the
+input fits and reserves only an expectation of the output bounded by what is left (`ratelimit_store`);
+both are settled with the real usage once the answer is known, so the estimate only has to be of
+the right order, never exact.
 """
 
 from __future__ import annotations
@@ -60,25 +62,33 @@ def _openai_embeddings(body: dict[str, Any]) -> int:
     return _token_ids(body.get("input"))
 
 
-# Per API format: the tokens a request may consume beyond its prompt text (what the model may
-# generate, or input given as token ids). Formats absent here consume no tokens (count_tokens
-# calls, the model list).
-EXTRA_TOKENS: dict[str, Callable[[dict[str, Any]], int]] = {
+# Per API format that consumes tokens: the most the model may generate. Formats absent here consume
+# no tokens (count_tokens calls, the model list).
+OUTPUT_CAPS: dict[str, Callable[[dict[str, Any]], int]] = {
     apis.OPENAI_CHAT: _chat_output,
     apis.OPENAI_RESPONSES: _responses_output,
-    apis.OPENAI_EMBEDDINGS: _openai_embeddings,
+    apis.OPENAI_EMBEDDINGS: _no_output,
     apis.ANTHROPIC_MESSAGES: _messages_output,
     apis.GEMINI_GENERATE: _gemini_output,
     apis.GEMINI_EMBED: _no_output,
     apis.GEMINI_BATCH_EMBED: _no_output,
 }
 
+# Per API format: input given otherwise than as text (token ids), in tokens.
+INPUT_IDS: dict[str, Callable[[dict[str, Any]], int]] = {
+    apis.OPENAI_EMBEDDINGS: _openai_embeddings,
+}
 
-def estimate_request_tokens(api: str, body: dict[str, Any], size: int | None = None) -> int:
-    """Tokens to reserve for a request of format `api` (an `apis` id) with this parsed body. With
-    `size` (the body's length in bytes) the prompt is sized from that instead of walking every text
-    of the body: a little higher (JSON punctuation and field names count too), and settled anyway."""
-    extra = EXTRA_TOKENS.get(api)
-    if extra is None:
-        return 0
-    return estimate_tokens(text_chars(body) if size is None else size) + extra(body)
+
+def estimate_request_tokens(api: str, body: dict[str, Any], size: int | None = None) -> tuple[int, int]:
+    """(input tokens, output cap) of a request of format `api` (an `apis` id) with this parsed body.
+    With `size` (the body's length in bytes) the input is sized from that instead of walking every
+    text of the body: a little higher (JSON punctuation and field names count too), and settled anyway."""
+    output = OUTPUT_CAPS.get(api)
+    if output is None:
+        return 0, 0
+    needed = estimate_tokens(text_chars(body) if size is None else size)
+    ids = INPUT_IDS.get(api)
+    if ids is not None:
+        needed += ids(body)
+    return needed, output(body)
