@@ -22,8 +22,8 @@ from sidegate.governance.stream_guard import StreamGuard
 from sidegate.ingress.registry import FAMILIES, FORMATS, stream_error
 from sidegate.translate import StreamTranslator
 from sidegate.upstream.client import Reply
-from sidegate.upstream.forward import destination_failed, destination_succeeded, relayed_as_stream
-from sidegate.upstream.sse import Event, SSESplitter, parse_block
+from sidegate.upstream.forward import destination_failed, destination_succeeded, failure_words, relayed_as_stream
+from sidegate.upstream.sse import Event, SSESplitter
 
 _UPSTREAM_READ_ERRORS = (TimeoutError, OSError)  # idle timeout; connection broken (UpstreamBroken)
 _STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
@@ -53,23 +53,16 @@ async def relay(ctx: RequestContext, reply: Reply) -> web.StreamResponse:
 
 async def _relay_whole(ctx: RequestContext, reply: Reply) -> web.Response:
     data = await reply.read()  # already read by the attempt (forward), where a failure could still fall back
+    obj: Any = ctx.upstream_json  # parsed there too; a successful answer is a JSON object (else it fell back)
     translation = ctx.translation
     seen = FORMATS[translation.dest_api] if translation is not None else ctx.fmt
     status = reply.status
-    obj: Any = None
-    if data[:1] in (b"{", b"["):
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            obj = None
-    if isinstance(obj, dict):
-        if status < 400:
-            ctx.usage = seen.usage_from_json(obj)
-            ctx.output_chars = seen.response_text_chars(obj)
-        else:
-            ctx.error_code = FAMILIES[seen.family].error_code(obj) or f"upstream_{status}"
-    elif status >= 400:
-        ctx.error_code = f"upstream_{status}"
+    if status < 400:
+        ctx.usage = seen.usage_from_json(obj)
+        ctx.output_chars = seen.response_text_chars(obj)
+    else:
+        ctx.error_code = (FAMILIES[seen.family].error_code(obj) if isinstance(obj, dict) else None) \
+            or f"upstream_{status}"
     headers = None
     changed = False
     if translation is not None:
@@ -133,17 +126,31 @@ class _Outbound:
         return self.guard is not None and self.guard.blocked
 
 
+def _stream_failed(ctx: RequestContext, code: str, reason: str, message: str) -> GatewayError:
+    """A stream the destination broke after the caller got its first bytes: recorded, counted
+    against the destination's breaker, and the error to end the caller's stream with."""
+    ctx.usage_complete = False
+    ctx.error_code = code
+    destination_failed(ctx)
+    if ctx.attempts:
+        ctx.attempts[-1]["reason"] = reason
+        ctx.attempts[-1]["error"] = message
+    name = ctx.target.provider.name if ctx.target is not None else "the destination"
+    return GatewayError(502, code, f"the stream from {name!r} broke off: {message}")
+
+
 async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse:
+    reader = ctx.stream_reader
+    assert reader is not None, "the attempt opened the stream (forward)"
     translation = ctx.translation
     translator = translation.stream() if translation is not None else None
     guardrails = ctx.guardrails
     guard = guardrails.stream(ctx.fmt.name, ctx.request_id) if guardrails is not None else None
     outbound = _Outbound(translator, guard)
-    observer = (FORMATS[translation.dest_api] if translation is not None else ctx.fmt).observer(ctx.strip_usage)
+    observer = reader.observer
     headers = response_headers(ctx, reply, _STREAM_HEADERS if translation is not None else None)
     response = web.StreamResponse(status=reply.status, headers=headers)
     ctx.status = reply.status
-    splitter = SSESplitter()
     capture = ctx.capture
 
     async def send(blocks: list[bytes]) -> None:
@@ -157,51 +164,42 @@ async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse
 
     try:
         await response.prepare(ctx.request)
-        chunks = reply.chunks().__aiter__()
-        clean = True
+        events = reader.first
+        # The first chunk may hold many events (or the whole stream): the caller's first byte does
+        # not wait for the rest of it.
+        while events and ctx.first_byte_at is None and not outbound.blocked:
+            ev, parsed = events.pop(0)
+            await send(outbound.event(ev, parsed))
+        failure: GatewayError | None = None
         while not outbound.blocked:
+            await send([out for ev, parsed in events for out in outbound.event(ev, parsed)])
+            if reader.done or outbound.blocked:
+                break
             waited = time.perf_counter()
             try:
-                chunk = await chunks.__anext__()
-            except StopAsyncIteration:
-                break
+                events = await reader.next()
             except _UPSTREAM_READ_ERRORS as exc:
-                clean = False
                 idle = isinstance(exc, TimeoutError)
-                ctx.usage_complete = False
-                ctx.error_code = "upstream_idle_timeout" if idle else "upstream_stream_interrupted"
-                destination_failed(ctx)
-                message = f"the upstream stream ended early: {type(exc).__name__}"
-                splitter.rest()  # drop a torn event: nothing may follow the error event
-                if translator is not None:
-                    await send(translator.error(502, "api_error", message))
-                else:
-                    await send([stream_error(ctx.fmt.name, GatewayError(502, ctx.error_code, message),
-                                             ctx.request_id)])
+                assert ctx.target is not None and ctx.service is not None
+                words = failure_words(exc, ctx.target, ctx.service, streaming=True)
+                failure = _stream_failed(ctx, "upstream_idle_timeout" if idle else "upstream_stream_interrupted",
+                                         "idle_timeout" if idle else "stream_interrupted", words)
                 break
             finally:
                 ctx.upstream_s += time.perf_counter() - waited
-            events = splitter.feed(chunk)
-            if ctx.first_byte_at is None and len(events) > 1:
-                # The first chunk may hold many events (or the whole stream): the caller's first byte
-                # does not wait for the rest of it.
-                while events and ctx.first_byte_at is None:
-                    ev = events.pop(0)
-                    if not observer.on_event(ev.event, ev.data):
-                        await send(outbound.event(ev, observer.parsed))
-            await send([out for ev in events if not observer.on_event(ev.event, ev.data)
-                        for out in outbound.event(ev, observer.parsed)])
         if outbound.blocked:
             ctx.error_code = "output_guardrail_triggered"
             ctx.usage_complete = False  # reading stopped at the block: the usage seen so far is partial
-        elif clean:
+        elif failure is None and reader.problem is not None:
+            failure = _stream_failed(ctx, "upstream_invalid_response", "invalid_response", reader.problem)
+        elif failure is None:
             destination_succeeded(ctx)
-            rest = splitter.rest()  # a last event without its blank line
-            if rest.strip():
-                event, data = parse_block(rest)
-                if not observer.on_event(event, data):
-                    await send(outbound.event(Event(rest, event, data), observer.parsed))
             await send(outbound.finish())
+        if failure is not None:  # nothing may follow the error event
+            if translator is not None:
+                await send(translator.error(failure.status, "api_error", failure.message))
+            else:
+                await send([stream_error(ctx.fmt.name, failure, ctx.request_id)])
         await response.write_eof()
     except (ClientGone, ConnectionResetError):
         ctx.status = 499
