@@ -141,7 +141,7 @@ async def test_cross_provider_fallback_is_translated(gateway: GatewayFactory, fa
     gw = await gateway(providers(fakes) + service("claude", "an", ["oa"]))
     fakes["an"].error(529)
     message = await claude(gw.base).messages.create(model="claude", max_tokens=10, messages=HI)  # type: ignore[arg-type]
-    assert message.content[0].text == DEFAULT_TEXT and message.model == "claude"  # type: ignore[union-attr]
+    assert message.content[0].text == DEFAULT_TEXT and message.model == "m-oa"  # type: ignore[union-attr]
     sent = fakes["oa"].last
     assert sent.path == "/v1/chat/completions" and sent.json()["model"] == "m-oa"
     assert sent.headers["authorization"] == "Bearer up-oa" and "anthropic-version" not in sent.headers
