@@ -25,10 +25,10 @@ CHAT_ONLY = sorted(ADAPTERS["openai"].apis - {apis.OPENAI_RESPONSES, apis.OPENAI
 HI = [{"role": "user", "content": "hi"}]
 
 
-async def read_chat(base: str) -> tuple[str, Exception | None]:
+async def read_chat(base: str, model: str = "m") -> tuple[str, Exception | None]:
     text = ""
     try:
-        stream = await oai(base).chat.completions.create(model="m", messages=HI, stream=True)  # type: ignore[arg-type]
+        stream = await oai(base).chat.completions.create(model=model, messages=HI, stream=True)  # type: ignore[arg-type]
         async for chunk in stream:
             text += chunk.choices[0].delta.content or "" if chunk.choices else ""
     except openai.APIError as err:
@@ -36,11 +36,11 @@ async def read_chat(base: str) -> tuple[str, Exception | None]:
     return text, None
 
 
-async def read_responses(base: str) -> tuple[str, Exception | None]:
+async def read_responses(base: str, model: str = "m") -> tuple[str, Exception | None]:
     """A Responses stream ends with the Responses `error` event (then, when sidegate knows the
     response, `response.failed`); the SDK hands it over as an event rather than raising."""
     text, error, after = "", None, []
-    stream = await oai(base).responses.create(model="m", input="hi", stream=True)
+    stream = await oai(base).responses.create(model=model, input="hi", stream=True)
     async for event in stream:
         if error is not None:
             after.append(event.type)
@@ -52,10 +52,10 @@ async def read_responses(base: str) -> tuple[str, Exception | None]:
     return text, error
 
 
-async def read_anthropic(base: str) -> tuple[str, Exception | None]:
+async def read_anthropic(base: str, model: str = "m") -> tuple[str, Exception | None]:
     text = ""
     try:
-        async with claude(base).messages.stream(model="m", max_tokens=20, messages=HI) as stream:  # type: ignore[arg-type]
+        async with claude(base).messages.stream(model=model, max_tokens=20, messages=HI) as stream:  # type: ignore[arg-type]
             async for piece in stream.text_stream:
                 text += piece
     except anthropic.APIError as err:
@@ -63,10 +63,10 @@ async def read_anthropic(base: str) -> tuple[str, Exception | None]:
     return text, None
 
 
-async def read_gemini(base: str) -> tuple[str, Exception | None]:
+async def read_gemini(base: str, model: str = "m") -> tuple[str, Exception | None]:
     text = ""
     try:
-        async for chunk in await gemini(base).models.generate_content_stream(model="m", contents="hi"):
+        async for chunk in await gemini(base).models.generate_content_stream(model=model, contents="hi"):
             text += chunk.text or ""
     except genai_errors.APIError as err:
         return text, err
@@ -76,7 +76,7 @@ async def read_gemini(base: str) -> tuple[str, Exception | None]:
 @dataclass(frozen=True)
 class Caller:
     name: str
-    read: Callable[[str], Awaitable[tuple[str, Exception | None]]]
+    read: Callable[..., Awaitable[tuple[str, Exception | None]]]  # (base, model="m")
     native: str  # the destination kind that speaks this format
     other: str  # a destination kind the format is translated to
     other_apis: list[str] | None = None

@@ -70,7 +70,7 @@ def responses_usage(usage: Any) -> TokenUsage | None:
 
 class ChatObserver(StreamObserver):
     __slots__ = ()
-    closing = "data: [DONE]"
+    closing = "a finish_reason or data: [DONE]"
 
     def on_done(self) -> None:
         self.ended = True
@@ -92,6 +92,7 @@ class ChatObserver(StreamObserver):
                         self.text_chars += len(args)
                 if choice.get("finish_reason"):
                     self.finish_reason = choice["finish_reason"]
+                    self.ended = True  # the answer is whole even if a server leaves out [DONE]
         usage = obj.get("usage")
         if usage:
             self.usage = chat_usage(usage)
