@@ -165,7 +165,7 @@ async def test_a_stream_broken_before_its_first_byte_falls_back(
     gw, dest, spare = await start(gateway, fake_upstream, caller.native)
     dest.reply(**brk.reply)
     text, error = await ask_stream(caller, gw.base, "m")
-    assert (text, error) == (DEFAULT_TEXT, None)
+    assert (text, error, len(spare.received)) == (DEFAULT_TEXT, None, 1)
     row = await gw.row()
     assert route(row) == [("dest", 200, "invalid_response"), ("spare", 200, "ok")]
     assert row["routing_information"][0]["error"].startswith(f"invalid answer: {brk.words}")
