@@ -19,6 +19,7 @@ import pytest
 from tests.conftest import KEY, GatewayFactory
 from tests.fakes import DEFAULT_TEXT, FakeUpstream
 from tests.sdk_clients import claude, close_sdk_clients, oai  # noqa: F401  (fixture)
+from tests.served import free_port
 
 from sidegate.policy.loader import PolicyError, load_policy_dir
 
@@ -230,3 +231,27 @@ async def test_a_whole_answer_cut_off_before_it_reached_the_caller_falls_back(
     done = await oai(gw.base).chat.completions.create(model="gpt", messages=HI)  # type: ignore[arg-type]
     assert done.choices[0].message.content == DEFAULT_TEXT
     assert route(await gw.row()) == [("a", None, "connection_error"), ("b", 200, "ok")]
+
+
+async def test_the_callers_error_says_what_happened_at_each_destination(gateway: GatewayFactory) -> None:
+    """No exception names: each attempt's failure in words, in the caller's error and in the row."""
+    gw = await gateway(f"""
+        providers:
+          deadp: {{kind: openai, base_url: 'http://127.0.0.1:{free_port()}/v1', api_key: k}}
+          baddns: {{kind: openai, base_url: 'http://no-such-host.invalid/v1', api_key: k}}
+        models:
+          gpt: {{destinations: [{{provider: deadp}}], fallbacks: [{{provider: baddns}}]}}
+          one: {{destinations: [{{provider: deadp}}]}}
+    """)
+    with pytest.raises(openai.APIStatusError) as caught:
+        await oai(gw.base).chat.completions.create(model="gpt", messages=HI)  # type: ignore[arg-type]
+    assert caught.value.status_code == 502 and caught.value.code == "upstream_unreachable"
+    assert caught.value.message.endswith(
+        "all 2 destinations failed: deadp (connection refused), baddns (DNS lookup failed for no-such-host.invalid)")
+    row = await gw.row()
+    assert [(a["reason"], a["error"]) for a in row["routing_information"]] == [
+        ("connection_error", "connection refused"), ("connection_error", "DNS lookup failed for no-such-host.invalid")]
+    with pytest.raises(anthropic.APIStatusError) as alone:
+        await claude(gw.base).messages.create(model="one", max_tokens=5, messages=HI)  # type: ignore[arg-type]
+    assert alone.value.status_code == 502
+    assert alone.value.body["error"]["message"] == "destination deadp (connection refused) failed"  # type: ignore[index]
