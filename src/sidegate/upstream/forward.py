@@ -252,7 +252,9 @@ def failure_words(exc: OSError, target: Target, service: Service, streaming: boo
 
 
 def _note(ctx: RequestContext, target: Target, model: str, began: float, status: int | None, reason: str,
-          words: str | None = None) -> None:
+          words: str | None = None, relayed: bool = False) -> None:
+    """Record one attempt. `relayed`: a last destination's retryable status, whose answer the caller
+    gets (its span stays open until the relay ends, as tracing does for answers it calls ok/error)."""
     attempt: dict[str, Any] = {
         "destination": target.provider.name,
         "provider": target.provider.kind,
@@ -264,7 +266,7 @@ def _note(ctx: RequestContext, target: Target, model: str, began: float, status:
     if words is not None:
         attempt["error"] = words
     ctx.attempts.append(attempt)
-    ctx.request.app[STATE].tracing.end_attempt(ctx, status, reason)
+    ctx.request.app[STATE].tracing.end_attempt(ctx, status, "error" if relayed else reason)
 
 
 def _all_failed(ctx: RequestContext, failure: GatewayError) -> GatewayError:
@@ -348,7 +350,7 @@ async def forward(ctx: RequestContext) -> client.Reply:
                 _note(ctx, target, model, began, reply.status, "retryable_status", f"HTTP {reply.status}")
                 reply.close()
                 continue
-            _note(ctx, target, model, began, reply.status, "retryable_status")
+            _note(ctx, target, model, began, reply.status, "retryable_status", relayed=True)
         else:
             if not local and not relayed_as_stream(ctx, reply):  # a stream succeeds when it ends well (relay)
                 destination_succeeded(ctx)
