@@ -135,3 +135,15 @@ async def test_a_slow_but_steady_stream_is_not_idle(gateway: GatewayFactory, fak
     assert await chat(gw.base, stream=True) == DEFAULT_TEXT
     row = await gw.row()
     assert (row["error_code"], reasons(row)) == (None, [("first", 200, "ok")])
+
+
+async def test_a_stream_silent_after_its_headers_falls_back(gateway: GatewayFactory, fake_upstream: Any) -> None:
+    """The headers, then no event within idle_timeout_s: nothing has reached the caller yet (the
+    attempt reads the first event), so the fallback answers."""
+    first, fallback = await fake_upstream("openai"), await fake_upstream("openai")
+    gw = await gateway(policy(first.base_url, fallback, idle=0.2))
+    first.reply(hang_after=0)
+    assert await chat(gw.base, stream=True) == DEFAULT_TEXT
+    row = await gw.row()
+    assert reasons(row) == [("first", None, "first_byte_timeout"), ("second", 200, "ok")]
+    assert row["routing_information"][0]["error"] == "no data for 0.2 s"

@@ -220,12 +220,10 @@ async def _open(ctx: RequestContext, reply: client.Reply, translation: Translati
         return
     await reply.load()  # relayed whole: read it now, while a body cut short can still fall back
     data = await reply.read()
-    obj = None
-    if data[:1] in (b"{", b"[") or data[:1].isspace():
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            obj = None
+    try:
+        obj = orjson.loads(data) if data else None
+    except orjson.JSONDecodeError:
+        obj = None
     ctx.upstream_json = obj
     asked_stream = ctx.stream if translation is None else translation.dest_stream
     if reply.status < 400 and (problem := _json_problem(reply, asked_stream, obj)) is not None:
@@ -233,8 +231,8 @@ async def _open(ctx: RequestContext, reply: client.Reply, translation: Translati
 
 
 def failure_words(exc: OSError, target: Target, service: Service, streaming: bool = False) -> str:
-    """A failure to reach a destination or to read its answer (`streaming`: after the first
-    bytes of a stream), in words."""
+    """A failure to reach a destination or to read its answer (`streaming`: a stream's events,
+    each silence bounded by the idle timeout), in words."""
     if isinstance(exc, ConnectTimeout):
         return f"no connection within {service.connect_timeout_s:g} s"
     if isinstance(exc, TimeoutError):
@@ -327,12 +325,13 @@ async def forward(ctx: RequestContext) -> client.Reply:
             failure = GatewayError(502, "upstream_invalid_response", "")
             continue
         except TimeoutError as exc:
+            streaming = reply is not None and relayed_as_stream(ctx, reply)  # silent before its first event
             if reply is not None:
                 reply.close()
             destination_failed(ctx)
             connecting = isinstance(exc, ConnectTimeout)  # else no first byte (or whole answer) in time
             _note(ctx, target, model, began, None, "connect_timeout" if connecting else "first_byte_timeout",
-                  failure_words(exc, target, service))
+                  failure_words(exc, target, service, streaming))
             failure = GatewayError(504, "upstream_timeout", "")
             continue
         except OSError as exc:  # refused, reset, DNS, closed early, malformed answer (UpstreamBroken)
