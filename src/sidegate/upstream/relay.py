@@ -5,6 +5,11 @@ Each event (or whole body) passes, in order: the usage observer of the format th
 spoke (which also hides the usage chunk sidegate asked for on the caller's behalf), the translation
 back to the caller's format when the destination spoke another, and the output guardrails, which
 scan the caller's format. Unchanged events leave as the bytes that arrived.
+
+The attempt (`forward`) has already read and checked a whole body, or a stream's first events
+(`StreamReader`): what arrives here was readable as the destination's API. A stream that breaks
+later (a read error, an event that is not SSE or not JSON, an end without the format's terminal
+event) ends with the caller format's error event; nothing of it after the break is relayed.
 """
 
 from __future__ import annotations
