@@ -140,11 +140,11 @@ async def _attempt(ctx: RequestContext, target: Target, model: str, translation:
     else:
         api, stream, ctx.strip_usage = translation.dest_api, translation.dest_stream, False
         body = translation.request(ctx.body or {})
-        ctx.target, ctx.destination_model = target, model  # (a request it cannot express has no destination)
-        if translation.local:  # answered by sidegate itself (a token count estimated)
+        if translation.local:  # answered by sidegate itself (a token count estimated): no destination
             status, answer = translation.answer_locally()
             return client.InProcessReply(MockReply(status, "application/json", orjson.dumps(answer), None))
         body_bytes = orjson.dumps(body)
+        ctx.target, ctx.destination_model = target, model
     provider = target.provider
     tracing = ctx.request.app[STATE].tracing
     if provider.adapter.in_process:
