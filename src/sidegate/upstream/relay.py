@@ -178,13 +178,16 @@ async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse
             ev, parsed = events.pop(0)
             await send(outbound.event(ev, parsed))
         failure: GatewayError | None = None
+        chunks = reader.chunks
         while not outbound.blocked:
             await send([out for ev, parsed in events for out in outbound.event(ev, parsed)])
             if reader.done or outbound.blocked:
                 break
             waited = time.perf_counter()
             try:
-                events = await reader.next()
+                events = reader.feed(await chunks.__anext__())
+            except StopAsyncIteration:
+                events = reader.end()
             except _UPSTREAM_READ_ERRORS as exc:
                 idle = isinstance(exc, TimeoutError)
                 assert ctx.target is not None and ctx.service is not None

@@ -103,10 +103,10 @@ class StreamReader:
     propagate to the caller of `start` / `next`.
     """
 
-    __slots__ = ("_chunks", "_splitter", "done", "first", "observer", "problem")
+    __slots__ = ("_splitter", "chunks", "done", "first", "observer", "problem")
 
     def __init__(self, chunks: AsyncIterator[bytes], observer: StreamObserver) -> None:
-        self._chunks = chunks
+        self.chunks = chunks
         self._splitter = SSESplitter()
         self.observer = observer
         self.first: list[tuple[Event, dict[str, Any] | None]] = []  # what `start` read, for the relay
@@ -124,15 +124,24 @@ class StreamReader:
         if self.done:
             return []
         try:
-            chunk = await self._chunks.__anext__()
+            chunk = await self.chunks.__anext__()
         except StopAsyncIteration:
-            self.done = True
-            rest = self._splitter.rest()
-            out = self._observe([parse_event(rest)]) if rest.strip() else []
-            if self.problem is None and not self.observer.ended:
-                self.problem = f"the stream ended without {self.observer.closing}"
-            return out
+            return self.end()
+        return self.feed(chunk)
+
+    def feed(self, chunk: bytes) -> list[tuple[Event, dict[str, Any] | None]]:
+        """`next` for a chunk the caller read from `chunks` itself (the relay: one coroutine less per chunk)."""
         return self._observe(self._splitter.feed(chunk))
+
+    def end(self) -> list[tuple[Event, dict[str, Any] | None]]:
+        """`next` once `chunks` is exhausted: a last event without its blank line, then the check
+        that the stream reached its terminal event."""
+        self.done = True
+        rest = self._splitter.rest()
+        out = self._observe([parse_event(rest)]) if rest.strip() else []
+        if self.problem is None and not self.observer.ended:
+            self.problem = f"the stream ended without {self.observer.closing}"
+        return out
 
     def _observe(self, events: list[Event]) -> list[tuple[Event, dict[str, Any] | None]]:
         observer = self.observer
