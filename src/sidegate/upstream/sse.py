@@ -95,12 +95,13 @@ class StreamReader:
     """An upstream's event stream as the relay reads it: chunk by chunk, split into events, each
     seen by the usage observer of the format the destination speaks (one parse per event, which
     also checks it). The attempt reads the first events (`start`) so that a stream broken before
-    anything reached the caller can still fall back; the relay goes on with `next`.
+    anything reached the caller can still fall back; the relay goes on, reading `chunks` itself and
+    handing each to `feed`, then calling `end` when they run out (`next` does both, for `start`).
 
     `problem` says, in words, why the stream cannot be relayed on: an event that is not SSE, data
     that is not a JSON object, or an end without the format's terminal event. Events after a
     problem are never handed out. Read errors of the upstream (timeouts, a broken connection)
-    propagate to the caller of `start` / `next`.
+    propagate to whoever reads `chunks`.
     """
 
     __slots__ = ("_splitter", "chunks", "done", "first", "observer", "problem")
