@@ -312,7 +312,7 @@ async def test_upstream_529_relayed_unchanged(gateway, fake_upstream, stream):
     assert (row["status_code"], row["error_code"]) == (529, "overloaded_error")
     assert row["streaming"] is stream
     assert row["input_tokens"] == row["output_tokens"] == 0 and row["tokens_estimated"] is False
-    assert [(a["status"], a["reason"]) for a in row["routing_information"]] == [(529, "error")]
+    assert [(a["status"], a["reason"]) for a in row["routing_information"]] == [(529, "retryable_status")]
 
 
 async def test_unknown_model_404_lists_only_visible_services(gateway, fake_upstream):

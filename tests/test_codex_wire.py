@@ -191,7 +191,7 @@ async def test_codex_stream_cut_before_completed(gw_fake):
         stream = await client.responses.create(stream=True, **codex_kwargs())
         seen = [event async for event in stream]
     assert [e.type for e in seen][-3:] == ["response.output_text.delta", "error", "response.failed"]
-    assert seen[-2].code == "upstream_stream_interrupted" and "ended early" in seen[-2].message
+    assert seen[-2].code == "upstream_stream_interrupted" and "broke off" in seen[-2].message
     failed = seen[-1].response  # what Codex reads to report the failure
     assert failed.status == "failed" and failed.error is not None and failed.error.code == "upstream_stream_interrupted"
     row = await gw.row()

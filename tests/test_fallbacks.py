@@ -19,6 +19,7 @@ import pytest
 from tests.conftest import KEY, GatewayFactory
 from tests.fakes import DEFAULT_TEXT, FakeUpstream
 from tests.sdk_clients import claude, close_sdk_clients, oai  # noqa: F401  (fixture)
+from tests.served import free_port
 
 from sidegate.policy.loader import PolicyError, load_policy_dir
 
@@ -93,14 +94,15 @@ async def test_the_last_failure_reaches_the_caller_in_its_shape(gateway: Gateway
     assert caught.value.status_code == 429 and "slow down, b" in caught.value.message
     assert caught.value.response.headers["x-ratelimit-remaining-requests"] == "0"  # the destination's header
     row = await gw.row()
-    assert route(row) == [("a", 500, "retryable_status"), ("b", 429, "error")]
+    assert route(row) == [("a", 500, "retryable_status"), ("b", 429, "retryable_status")]
     assert (row["status_code"], row["error_code"], row["destination_name"]) == (429, "rate_limit_exceeded", "b")
 
     fakes["a"].error(503)
     fakes["b"].reply(disconnect=True, reset=True)  # the last one is unreachable: sidegate's own 502
     with pytest.raises(openai.APIStatusError) as unreachable:
         await oai(gw.base).chat.completions.create(model="gpt", messages=HI)  # type: ignore[arg-type]
-    assert unreachable.value.status_code == 502 and "'b' is unreachable" in unreachable.value.message
+    assert unreachable.value.status_code == 502
+    assert unreachable.value.message.endswith("all 2 destinations failed: a (HTTP 503), b (connection reset)")
     assert (await gw.row())["error_code"] == "upstream_unreachable"
 
 
@@ -113,7 +115,7 @@ async def test_anthropic_caller_sees_the_last_overload_as_its_own_error(
     with pytest.raises(anthropic.InternalServerError) as caught:
         await claude(gw.base).messages.create(model="claude", max_tokens=10, messages=HI)  # type: ignore[arg-type]
     assert caught.value.status_code == 529 and "b is overloaded" in caught.value.message
-    assert route(await gw.row()) == [("a", 529, "retryable_status"), ("b", 529, "error")]
+    assert route(await gw.row()) == [("a", 529, "retryable_status"), ("b", 529, "retryable_status")]
 
 
 async def test_same_kind_fallback_forwards_the_callers_body(gateway: GatewayFactory, fake_upstream: Any) -> None:
@@ -140,7 +142,7 @@ async def test_cross_provider_fallback_is_translated(gateway: GatewayFactory, fa
     gw = await gateway(providers(fakes) + service("claude", "an", ["oa"]))
     fakes["an"].error(529)
     message = await claude(gw.base).messages.create(model="claude", max_tokens=10, messages=HI)  # type: ignore[arg-type]
-    assert message.content[0].text == DEFAULT_TEXT and message.model == "claude"  # type: ignore[union-attr]
+    assert message.content[0].text == DEFAULT_TEXT and message.model == "m-oa"  # type: ignore[union-attr]
     sent = fakes["oa"].last
     assert sent.path == "/v1/chat/completions" and sent.json()["model"] == "m-oa"
     assert sent.headers["authorization"] == "Bearer up-oa" and "anthropic-version" not in sent.headers
@@ -229,3 +231,27 @@ async def test_a_whole_answer_cut_off_before_it_reached_the_caller_falls_back(
     done = await oai(gw.base).chat.completions.create(model="gpt", messages=HI)  # type: ignore[arg-type]
     assert done.choices[0].message.content == DEFAULT_TEXT
     assert route(await gw.row()) == [("a", None, "connection_error"), ("b", 200, "ok")]
+
+
+async def test_the_callers_error_says_what_happened_at_each_destination(gateway: GatewayFactory) -> None:
+    """No exception names: each attempt's failure in words, in the caller's error and in the row."""
+    gw = await gateway(f"""
+        providers:
+          deadp: {{kind: openai, base_url: 'http://127.0.0.1:{free_port()}/v1', api_key: k}}
+          baddns: {{kind: openai, base_url: 'http://no-such-host.invalid/v1', api_key: k}}
+        models:
+          gpt: {{destinations: [{{provider: deadp}}], fallbacks: [{{provider: baddns}}]}}
+          one: {{destinations: [{{provider: deadp}}]}}
+    """)
+    with pytest.raises(openai.APIStatusError) as caught:
+        await oai(gw.base).chat.completions.create(model="gpt", messages=HI)  # type: ignore[arg-type]
+    assert caught.value.status_code == 502 and caught.value.code == "upstream_unreachable"
+    assert caught.value.message.endswith(
+        "all 2 destinations failed: deadp (connection refused), baddns (DNS lookup failed for no-such-host.invalid)")
+    row = await gw.row()
+    assert [(a["reason"], a["error"]) for a in row["routing_information"]] == [
+        ("connection_error", "connection refused"), ("connection_error", "DNS lookup failed for no-such-host.invalid")]
+    with pytest.raises(anthropic.APIStatusError) as alone:
+        await claude(gw.base).messages.create(model="one", max_tokens=5, messages=HI)  # type: ignore[arg-type]
+    assert alone.value.status_code == 502
+    assert alone.value.body["error"]["message"] == "destination deadp (connection refused) failed"  # type: ignore[index]

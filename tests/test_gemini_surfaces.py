@@ -473,7 +473,7 @@ async def test_upstream_429_relayed_to_sdk(env: Env, client: Any, http: aiohttp.
     for row, streaming in zip(rows, (False, True), strict=True):
         assert (row["status_code"], row["error_code"], row["streaming"]) == (429, "RESOURCE_EXHAUSTED", streaming)
         assert_tokens(row, {"input_tokens": 0, "output_tokens": 0, "tokens_estimated": False})
-        assert [(a["status"], a["reason"]) for a in row["routing_information"]] == [(429, "error")]
+        assert [(a["status"], a["reason"]) for a in row["routing_information"]] == [(429, "retryable_status")]
 
 
 async def test_unknown_model_is_404_not_found(env: Env, client: Any, http: aiohttp.ClientSession) -> None:

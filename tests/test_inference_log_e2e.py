@@ -1,6 +1,6 @@
 """The inference log through the real app: callers use the official SDKs (or raw HTTP where the
 point is the wire), fake providers answer, and the rows in SQLite or JSONL hold the
-request as forwarded and the answer as the caller received it, streams aggregated in the caller's
+request as the caller sent it and the answer as the caller received it, streams aggregated in the caller's
 format (translated ones included), masked text masked, no credential or blocked secret anywhere, a
 sampled fraction."""
 
@@ -86,6 +86,23 @@ async def test_openai_stream_and_whole_answer_logged_as_the_caller_got_them(gate
     assert first["requester"] == "alice@example.com" and first["model_service"] == "gpt-5"
     usage_ids = [r["request_id"] for r in await gw.rows()]
     assert [first["request_id"], second["request_id"]] == usage_ids  # the two tables join on request_id
+
+
+async def test_request_payload_is_the_callers_body_naming_the_model_service(gateway, fake_upstream, tmp_path):
+    """What the caller sent, not what went upstream: the model service's name (the destination's
+    model is in its own column), no `stream_options` of sidegate's, the caller's format when translated."""
+    gw, store = await start(gateway, fake_upstream, tmp_path)
+    hi = [{"role": "user", "content": "hi"}]
+    async with oai(gw) as client:
+        _ = [c async for c in await client.chat.completions.create(model="gemini-via-openai", messages=hi,
+                                                                     stream=True)]  # type: ignore[arg-type]
+    async with claude(gw) as client:
+        await client.messages.create(model="gemini-via-openai", max_tokens=10, messages=hi)  # type: ignore[arg-type]
+    native, translated = await logged(gw, store)
+    assert orjson.loads(native["request_payload"]) == {"model": "gemini-via-openai", "messages": hi, "stream": True}
+    assert orjson.loads(translated["request_payload"]) == {"model": "gemini-via-openai", "max_tokens": 10,
+                                                           "messages": hi}
+    assert [(r["destination_type"], r["destination_model"]) for r in (native, translated)] == [("openai", "gpt-5")] * 2
 
 
 async def test_anthropic_stream_with_thinking_and_tools_logged_as_the_final_message(gateway, fake_upstream, tmp_path):

@@ -447,7 +447,7 @@ async def test_last_destination_429_relayed(gw_fallback):
     assert caught.value.response.headers["x-ratelimit-remaining-requests"] == "0"
     row = await gw.row()
     assert (row["status_code"], row["error_code"]) == (429, "rate_limit_exceeded")
-    assert attempts(row) == [("a", "lonely", 429, "error")]
+    assert attempts(row) == [("a", "lonely", 429, "retryable_status")]
 
 
 # ---------------------------------------------------------------- upstream errors

@@ -196,7 +196,7 @@ def track(fake: Any) -> Progress:
 
 @pytest.mark.parametrize("family", FAMILIES, ids=ids)
 async def test_events_reach_caller_before_upstream_finishes(env, session, family):
-    events = {"openai": openai_events(DELTAS[:4]), "anthropic": anthropic_events()[:5],
+    events = {"openai": openai_events(DELTAS[:4]), "anthropic": [*anthropic_events()[:4], anthropic_events()[-1]],
               "gemini": gemini_events()}[family.name]
     assert len(events) == 5
     fake = env.fakes[family.name]

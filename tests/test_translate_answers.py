@@ -6,6 +6,7 @@ at awkward byte boundaries."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -45,13 +46,22 @@ def expected_usage(caller: str, expect: fx.Expect) -> Any:
     return expect.usage
 
 
-def check(seen: sdk_view.Seen, caller: str, expect: fx.Expect) -> None:
+def reported_model(answer: fx.Answer) -> str:
+    """The model the destination's answer names: what a translated answer shows the caller too."""
+    if answer.body is not None:
+        return str(answer.body.get("model") or answer.body["modelVersion"])
+    found = re.search(rb'"(?:model|modelVersion)": ?"([^"]+)"', b"".join(answer.sse or []))
+    assert found is not None
+    return found.group(1).decode()
+
+
+def check(seen: sdk_view.Seen, caller: str, expect: fx.Expect, model: str) -> None:
     assert seen.text == expect.text
     assert seen.calls == expect.calls
     assert seen.thinking == expect.thinking
     assert seen.finish == expect.finish
     assert seen.usage == expected_usage(caller, expect)
-    assert seen.model == "asked-model"
+    assert seen.model == model, "the destination's model, as a passed-through answer shows it"
     assert len(set(seen.ids)) == len(seen.ids) and all(seen.ids)
 
 
@@ -68,7 +78,7 @@ def test_json_answer_parses_with_caller_sdk(name: str, caller: str) -> None:
     assert answer.body is not None
     status, body = t.response(200, answer.body)
     assert status == 200
-    check(JSON_VIEWS[caller](body), caller, answer.expect)
+    check(JSON_VIEWS[caller](body), caller, answer.expect, reported_model(answer))
     assert t.usage == answer.expect.usage  # the destination's usage, neutral, for the record
 
 
@@ -94,7 +104,7 @@ def test_stream_parses_with_caller_sdk_and_accumulator(name: str, caller: str) -
     assert answer.sse is not None
     t = translation(caller, answer.dest, True)
     raw = run_stream(t, answer.sse)
-    check(STREAM_VIEWS[caller](raw), caller, answer.expect)
+    check(STREAM_VIEWS[caller](raw), caller, answer.expect, reported_model(answer))
     assert run_stream(translation(caller, answer.dest, True), answer.sse, cut=False).count(b"\n\n") == raw.count(
         b"\n\n"), "the byte boundaries of the destination stream do not change the translation"
 

@@ -77,7 +77,7 @@ async def test_openai_chat_sdk_on_anthropic(gateway: GatewayFactory, fake_upstre
     assert fake.last.headers["x-api-key"] == "up-key" and fake.last.json()["model"] == "claude-sonnet-4-5"
     call = done.choices[0].message.tool_calls[0]  # type: ignore[index]
     assert (call.function.name, call.function.arguments) == ("lookup", '{"query":"fake"}')  # type: ignore[union-attr]
-    assert done.choices[0].finish_reason == "tool_calls" and done.model == "gpt-5"
+    assert done.choices[0].finish_reason == "tool_calls" and done.model == "claude-sonnet-4-5"
     assert (done.usage.prompt_tokens, done.usage.completion_tokens) == (16, 6)  # type: ignore[union-attr]
     row = await translated_row(gw, "anthropic", "openai/chat/completions", streaming=False)
     assert (row["cache_read_input_tokens"], row["cache_creation_input_tokens"]) == (4, 2)
@@ -179,7 +179,7 @@ async def test_anthropic_sdk_on_a_chat_server(gateway: GatewayFactory, fake_upst
     assert not [h for h in fake.last.headers if h.lower().startswith("anthropic-")]
     use = final.content[-1]
     assert use.type == "tool_use" and use.name == "lookup" and use.input == DEFAULT_TOOL_ARGS
-    assert final.stop_reason == "tool_use" and final.model == "claude-sonnet-4-5"
+    assert final.stop_reason == "tool_use" and final.model == "qwen3-32b"
     assert (final.usage.input_tokens + (final.usage.cache_read_input_tokens or 0), final.usage.output_tokens) \
         == (11, 7)
     row = await translated_row(gw, "openai", "anthropic/messages", streaming=True)

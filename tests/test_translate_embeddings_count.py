@@ -76,7 +76,7 @@ def test_openai_embeddings_to_gemini_batch() -> None:
     upstream = gemini_wire.batch_embed_json("gemini-embedding-001", body)
     status, answer = t.response(200, upstream)
     parsed = CreateEmbeddingResponse.model_validate(answer)
-    assert status == 200 and parsed.model == "text-embedding-3-small"
+    assert status == 200 and parsed.model == "gemini-embedding-001"  # the destination's model
     assert [d.embedding for d in parsed.data] == [e["values"] for e in upstream["embeddings"]]
     assert parsed.usage.prompt_tokens == 3 + 2  # estimated: Gemini reports no usage for embeddings
 

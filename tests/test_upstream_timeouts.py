@@ -93,7 +93,8 @@ async def test_first_byte_timeout_on_the_last_destination_is_a_504(
     fallback.reply(hang=True)
     with pytest.raises(openai.APIStatusError) as caught:
         await chat(gw.base, stream=True)
-    assert caught.value.status_code == 504 and "'second' timed out" in caught.value.message
+    assert caught.value.status_code == 504 and caught.value.message.endswith(
+        "all 2 destinations failed: first (HTTP 503), second (no answer within 0.2 s)")
     row = await gw.row()
     assert reasons(row) == [("first", 503, "retryable_status"), ("second", None, "first_byte_timeout")]
     assert (row["status_code"], row["error_code"]) == (504, "upstream_timeout")
@@ -109,10 +110,10 @@ async def test_idle_timeout_ends_a_started_stream_with_an_error(gateway: Gateway
             chunks = await oai(gw.base).chat.completions.create(model="gpt", messages=HI, stream=True)  # type: ignore[arg-type]
             async for chunk in chunks:
                 seen.append(chunk.choices[0].delta.content or "" if chunk.choices else "")
-    assert "".join(seen) == "Hello" and "ended early" in caught.value.message
+    assert "".join(seen) == "Hello" and caught.value.message == "the stream from 'first' broke off: no data for 0.2 s"
     assert fallback.received == []  # the caller already had bytes: no fallback
     row = await gw.row()
-    assert reasons(row) == [("first", 200, "ok")]
+    assert reasons(row) == [("first", 200, "idle_timeout")]
     assert (row["status_code"], row["error_code"], row["tokens_estimated"]) == (200, "upstream_idle_timeout", True)
 
 
@@ -134,3 +135,15 @@ async def test_a_slow_but_steady_stream_is_not_idle(gateway: GatewayFactory, fak
     assert await chat(gw.base, stream=True) == DEFAULT_TEXT
     row = await gw.row()
     assert (row["error_code"], reasons(row)) == (None, [("first", 200, "ok")])
+
+
+async def test_a_stream_silent_after_its_headers_falls_back(gateway: GatewayFactory, fake_upstream: Any) -> None:
+    """The headers, then no event within idle_timeout_s: nothing has reached the caller yet (the
+    attempt reads the first event), so the fallback answers."""
+    first, fallback = await fake_upstream("openai"), await fake_upstream("openai")
+    gw = await gateway(policy(first.base_url, fallback, idle=0.2))
+    first.reply(hang_after=0)
+    assert await chat(gw.base, stream=True) == DEFAULT_TEXT
+    row = await gw.row()
+    assert reasons(row) == [("first", None, "first_byte_timeout"), ("second", 200, "ok")]
+    assert row["routing_information"][0]["error"] == "no data for 0.2 s"

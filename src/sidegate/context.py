@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from sidegate.ingress.registry import Surface
     from sidegate.policy.compiled import CompiledPolicy, PrincipalInfo, Service, Target
     from sidegate.translate import Translation
+    from sidegate.upstream.sse import StreamReader
 
 
 def new_request_id() -> str:
@@ -79,6 +80,8 @@ class RequestContext:
     strip_usage: bool = False  # hide the stream usage chunk sidegate asked for on the caller's behalf
     upstream_s: float = 0.0  # time spent waiting on upstreams (attempts, then reading the answer)
     capture: list[bytes] | None = None  # when the inference log samples this request: the bytes sent back
+    upstream_json: Any = None  # a whole answer's body as the attempt parsed it (None: not JSON)
+    stream_reader: StreamReader | None = None  # a stream's reader, its first events read by the attempt
     # outcome
     status: int = 0
     error_code: str | None = None

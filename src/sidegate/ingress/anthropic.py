@@ -69,6 +69,7 @@ _DELTA_TEXT = ("text", "thinking", "partial_json")
 
 class MessagesObserver(StreamObserver):
     __slots__ = ()
+    closing = "message_stop"
 
     def on_json(self, event: str | None, obj: dict[str, Any]) -> bool:
         kind = obj.get("type")
@@ -83,6 +84,8 @@ class MessagesObserver(StreamObserver):
         elif kind == "message_delta":
             self.usage = messages_usage(obj.get("usage"), self.usage)
             self.finish_reason = (obj.get("delta") or {}).get("stop_reason") or self.finish_reason
+        elif kind == "message_stop" or kind == "error":
+            self.ended = True
         return False
 
 

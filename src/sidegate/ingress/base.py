@@ -29,9 +29,15 @@ class StreamObserver:
     the event must not reach the caller (the usage chunk sidegate asked for on its own). It leaves
     the event's JSON object in `parsed` (None when the event carries none), so that the output
     guardrails, which read the same event next, need not parse it again.
+
+    The same parse checks the stream: `broken` says what is wrong with an event whose data is not
+    a JSON object (every streaming format sends objects; `[DONE]` and data-less events aside), and
+    `ended` turns true at the format's terminal event (`closing` names it), or at an error event
+    the format's clients raise on. A stream that stops before it ended is cut short.
     """
 
-    __slots__ = ("_usage", "finish_reason", "parsed", "strip_usage", "text_chars")
+    __slots__ = ("_usage", "broken", "ended", "finish_reason", "parsed", "strip_usage", "text_chars")
+    closing: ClassVar[str] = "its terminal event"
 
     def __init__(self, strip_usage: bool = False) -> None:
         self._usage: TokenUsage | None = None
@@ -39,19 +45,29 @@ class StreamObserver:
         self.strip_usage = strip_usage
         self.finish_reason: str | None = None
         self.parsed: dict[str, Any] | None = None
+        self.broken: str | None = None
+        self.ended = False
 
     def on_event(self, event: str | None, data: bytes) -> bool:
         self.parsed = None
-        if not data or data == b"[DONE]":
+        if not data:
+            return False
+        if data == b"[DONE]":
+            self.on_done()
             return False
         try:
             obj = orjson.loads(data)
         except orjson.JSONDecodeError:
+            self.broken = "an event whose data is not JSON"
             return False
         if isinstance(obj, dict):
             self.parsed = obj
             return self.on_json(event, obj)
+        self.broken = "an event whose data is not a JSON object"
         return False
+
+    def on_done(self) -> None:
+        """`data: [DONE]`: the end of an OpenAI chat stream; other formats ignore it."""
 
     def on_json(self, event: str | None, obj: dict[str, Any]) -> bool:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -74,7 +74,11 @@ def _candidate_chars(obj: dict[str, Any]) -> tuple[int, str | None]:
 
 
 class GenerateObserver(StreamObserver):
+    """A Gemini stream has no closing event of its own: it has ended once a candidate gave its
+    finishReason, the prompt was blocked (`promptFeedback.blockReason`), or an error object came."""
+
     __slots__ = ("_meta",)
+    closing = "a finishReason"
 
     def __init__(self, strip_usage: bool = False) -> None:
         super().__init__(strip_usage)
@@ -83,7 +87,11 @@ class GenerateObserver(StreamObserver):
     def on_json(self, event: str | None, obj: dict[str, Any]) -> bool:
         chars, reason = _candidate_chars(obj)
         self.text_chars += chars
-        self.finish_reason = reason or self.finish_reason
+        if reason:
+            self.finish_reason = reason
+            self.ended = True
+        elif "error" in obj or (obj.get("promptFeedback") or {}).get("blockReason"):
+            self.ended = True
         meta = obj.get("usageMetadata")
         if isinstance(meta, dict):
             self._meta = meta  # every chunk repeats it: the last one is read when the usage is asked for

@@ -70,8 +70,15 @@ def responses_usage(usage: Any) -> TokenUsage | None:
 
 class ChatObserver(StreamObserver):
     __slots__ = ()
+    closing = "a finish_reason or data: [DONE]"
+
+    def on_done(self) -> None:
+        self.ended = True
 
     def on_json(self, event: str | None, obj: dict[str, Any]) -> bool:
+        if "error" in obj:  # an error object mid-stream: the SDK raises it
+            self.ended = True
+            return False
         choices = obj.get("choices")
         if choices:
             for choice in choices:
@@ -85,6 +92,7 @@ class ChatObserver(StreamObserver):
                         self.text_chars += len(args)
                 if choice.get("finish_reason"):
                     self.finish_reason = choice["finish_reason"]
+                    self.ended = True  # the answer is whole even if a server leaves out [DONE]
         usage = obj.get("usage")
         if usage:
             self.usage = chat_usage(usage)
@@ -116,6 +124,7 @@ _RESPONSE_DONE = frozenset({"response.completed", "response.incomplete", "respon
 
 class ResponsesObserver(StreamObserver):
     __slots__ = ()
+    closing = "response.completed"
 
     def on_json(self, event: str | None, obj: dict[str, Any]) -> bool:
         kind = obj.get("type")
@@ -127,6 +136,9 @@ class ResponsesObserver(StreamObserver):
             response = obj.get("response") or {}
             self.usage = responses_usage(response.get("usage")) or self.usage
             self.finish_reason = response.get("status")
+            self.ended = True
+        elif kind == "error":
+            self.ended = True
         return False
 
 

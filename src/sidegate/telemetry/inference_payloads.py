@@ -4,7 +4,8 @@ response payloads, and the codes that say what could not be stored.
 Runs off the event loop (the inference log hands batches to a worker thread): decoding, stream
 aggregation and size checks cost CPU proportional to the payloads.
 
-* Request: the body as forwarded (guardrail masking already applied). Credentials never reach a
+* Request: the caller's body as received, in its format and with its model service's name
+  (guardrail masking already applied). Credentials never reach a
   row: no header and no URL is stored (so neither `Authorization`/`x-api-key` nor Gemini's
   `?key=`), and top-level body fields named like a credential (`api_key`, `key`, `token`, …) have
   their value replaced by `<REDACTED>`.
@@ -60,7 +61,7 @@ def _is_credential(key: Any) -> bool:
 
 
 def request_payload(body_bytes: bytes, body: dict[str, Any] | None) -> str:
-    """The forwarded body as text, credential-looking top-level fields redacted. Unchanged bodies
+    """The caller's body as text, credential-looking top-level fields redacted. Unchanged bodies
     are stored as the bytes that were sent (key order and spacing kept)."""
     if isinstance(body, dict) and any(_is_credential(key) for key in body):
         clean = {key: REDACTED if _is_credential(key) else value for key, value in body.items()}

@@ -4,8 +4,10 @@ The columns follow Databricks' inference tables where they overlap (`request_id`
 `sampling_fraction`, `logging_error_codes`, `requester`); the rest name what the usage table names
 the same way, so the two join on `request_id`.
 
-`request_payload` is the request body as sidegate forwarded it (after guardrail masking, so masked
-text stays masked; credential-looking top-level fields replaced by `<REDACTED>`), as text.
+`request_payload` is the caller's request body as sidegate received it, in the caller's format and
+naming the model service the caller asked for (the destination, its model and its format are in
+`destination_*`), after guardrail masking (masked text stays masked; credential-looking top-level
+fields replaced by `<REDACTED>`), as text.
 `response_payload` is the answer as the caller received it, as text: a whole body unchanged, a
 stream aggregated into the one message object of the caller's format. A payload over the policy's
 `max_payload_bytes` is not stored (None) and `logging_error_codes` says so; nor is a request an input

@@ -150,6 +150,8 @@ class AnthropicStreamEncoder:
         self._started = True
         if ev is not None and ev.usage is not None:
             self._usage = ev.usage
+        if ev is not None and ev.model:  # the model the destination says answered
+            self._model = ev.model
         message: dict[str, Any] = {
             "id": message_id(ev.id if ev else new_id("")), "type": "message", "role": "assistant",
             "model": self._model, "content": [], "stop_reason": None, "stop_sequence": None,

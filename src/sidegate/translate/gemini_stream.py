@@ -141,6 +141,8 @@ class GeminiStreamEncoder:
             return out
         if isinstance(ev, n.Start):
             self._id = ev.id
+            if ev.model:  # the model the destination says answered
+                self._model = ev.model
             if ev.usage is not None:
                 self._usage = ev.usage
         elif isinstance(ev, n.UsageUpdate):

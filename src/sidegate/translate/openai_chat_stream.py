@@ -119,6 +119,8 @@ class ChatStreamEncoder:
         if isinstance(ev, n.Start):
             self._base["id"] = chat_id(ev.id)
             self._base["created"] = ev.created
+            if ev.model:  # the model the destination says answered
+                self._base["model"] = ev.model
             if ev.usage is not None:
                 self._usage = ev.usage
             return [self._chunk({"role": "assistant", "content": ""})]

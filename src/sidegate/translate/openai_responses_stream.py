@@ -75,6 +75,8 @@ class ResponsesStreamEncoder:
         if ev is not None:
             self._response["id"] = response_id(ev.id)
             self._response["created_at"] = ev.created
+            if ev.model:  # the model the destination says answered
+                self._response["model"] = ev.model
             self._usage = ev.usage or self._usage
         return [self._event("response.created", response=self._response),
                 self._event("response.in_progress", response=self._response)]

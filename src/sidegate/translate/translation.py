@@ -114,14 +114,15 @@ class Translation:
         answer = self.dest.decode_response(obj)
         self.usage = getattr(answer, "usage", None)
         assert self.caller.encode_response is not None
-        return 200, self.caller.encode_response(answer, self.neutral, self.asked_model)
+        # the model the destination says answered, as a caller of the destination's own API sees it
+        return 200, self.caller.encode_response(answer, self.neutral, getattr(answer, "model", "") or self.dest_model)
 
     def answer_locally(self) -> tuple[int, dict[str, Any]]:
         """The caller's answer computed without a destination (token counts by estimate)."""
         if self.neutral is None:
             raise RuntimeError("request() must be called before answer_locally()")
         assert self.caller.encode_response is not None
-        return 200, self.caller.encode_response(estimate(self.neutral), self.neutral, self.asked_model)
+        return 200, self.caller.encode_response(estimate(self.neutral), self.neutral, self.dest_model)
 
     def stream(self) -> StreamTranslator:
         """Per-stream state for relaying the destination's SSE stream to the caller."""
@@ -129,5 +130,5 @@ class Translation:
             raise TranslationError("stream", f"{self.caller.api} → {self.dest_api} does not stream")
         if self.neutral is None:
             raise RuntimeError("request() must be called before stream()")
-        return StreamTranslator(self.dest.stream_decoder(), self.caller.stream_encoder(self.neutral, self.asked_model))
+        return StreamTranslator(self.dest.stream_decoder(), self.caller.stream_encoder(self.neutral, self.dest_model))
 

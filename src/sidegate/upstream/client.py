@@ -20,6 +20,7 @@ class Reply:
     status: int
     headers: list[tuple[str, str]]
     is_sse: bool
+    media_type: str  # of the answer's content type, lower case, without parameters ("" when none)
 
     async def read(self) -> bytes:
         raise NotImplementedError
@@ -39,18 +40,19 @@ class Reply:
 
 
 class HttpReply(Reply):
-    __slots__ = ("_body", "_response", "headers", "is_sse", "status")
+    __slots__ = ("_body", "_response", "headers", "is_sse", "media_type", "status")
 
     def __init__(self, response: Response) -> None:
         self._response = response
         self._body: bytes | None = None
         self.status = response.status
         self.headers = response.headers
-        self.is_sse = False
+        self.media_type = ""
         for name, value in response.headers:
             if name.lower() == "content-type":
-                self.is_sse = value.split(";", 1)[0].strip().lower() == "text/event-stream"
+                self.media_type = value.split(";", 1)[0].strip().lower()
                 break
+        self.is_sse = self.media_type == "text/event-stream"
 
     async def read(self) -> bytes:
         if self._body is None:
@@ -71,13 +73,14 @@ class HttpReply(Reply):
 
 
 class InProcessReply(Reply):
-    __slots__ = ("_reply", "headers", "is_sse", "status")
+    __slots__ = ("_reply", "headers", "is_sse", "media_type", "status")
 
     def __init__(self, reply: MockReply) -> None:
         self._reply = reply
         self.status = reply.status
         self.headers = [("Content-Type", reply.content_type)]
         self.is_sse = reply.events is not None
+        self.media_type = "text/event-stream" if self.is_sse else reply.content_type
 
     async def read(self) -> bytes:
         if self._reply.body is not None:

@@ -1,18 +1,25 @@
 """Forwarding a request to its destinations: for each target in order (the weighted choice, then the
 fallbacks), translate the request when the provider does not speak the caller's format, build the
 upstream request, send it, and move on to the next target on a retryable failure (429, 5xx,
-timeout, connection error: always before anything reached the caller; an answer relayed whole is
-read here, so a body cut short falls back too). A destination whose circuit breaker is open is
+timeout, connection error, an invalid answer: always before anything reached the caller). An answer
+relayed whole is read and parsed here, so a body cut short, or one that is not a JSON object of the
+destination's API (an HTML error page, truncated JSON, a wrong content type), falls back too; of a
+stream, the first events are read and checked here. A destination whose circuit breaker is open is
 skipped. Every attempt, skipped ones included, is noted for the usage row with its reason: ok,
-error, retryable_status, connect_timeout, first_byte_timeout (for an answer read whole: the whole
-answer), connection_error, circuit_open, no_translation, translation_error, estimated_locally.
+error (a status that is not retried), retryable_status (429, 5xx; the last destination's answer is
+relayed), connect_timeout, first_byte_timeout (for an answer read whole: the whole answer),
+connection_error, invalid_response, circuit_open, no_translation, translation_error,
+estimated_locally; a failed attempt also says what happened in words (`error`), and so does the
+caller's error when no destination is left. A stream that breaks after the caller got its first
+bytes changes its attempt's reason afterwards (see `relay`).
 """
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import orjson
 
@@ -21,12 +28,15 @@ from sidegate.auth.credentials import CREDENTIAL_HEADERS, PROVIDER_CREDENTIAL_HE
 from sidegate.context import RequestContext
 from sidegate.errors import GatewayError
 from sidegate.governance.tags import TAG_HEADERS, UPSTREAM_TAG_HEADER
-from sidegate.policy.compiled import Target
+from sidegate.ingress.registry import FORMATS
+from sidegate.policy.compiled import Service, Target
 from sidegate.state import STATE
 from sidegate.translate import Translation, plan
 from sidegate.upstream import client
 from sidegate.upstream.http1 import ConnectTimeout
+from sidegate.upstream.http1_response import UpstreamBroken
 from sidegate.upstream.mock import MockReply, mock_reply
+from sidegate.upstream.sse import StreamReader
 
 # Caller headers never forwarded: hop-by-hop ones, ones the client computes, credentials (replaced
 # below) and sidegate's own tag headers (re-sent merged when the policy says so).
@@ -126,14 +136,15 @@ async def _attempt(ctx: RequestContext, target: Target, model: str, translation:
     if translation is None:
         api, stream = ctx.fmt.name, ctx.stream
         body, body_bytes, ctx.strip_usage = _body_for(ctx, target, model)
+        ctx.target, ctx.destination_model = target, model
     else:
         api, stream, ctx.strip_usage = translation.dest_api, translation.dest_stream, False
         body = translation.request(ctx.body or {})
-        if translation.local:  # answered by sidegate itself (a token count estimated)
+        if translation.local:  # answered by sidegate itself (a token count estimated): no destination
             status, answer = translation.answer_locally()
             return client.InProcessReply(MockReply(status, "application/json", orjson.dumps(answer), None))
         body_bytes = orjson.dumps(body)
-    ctx.target, ctx.destination_model = target, model
+        ctx.target, ctx.destination_model = target, model
     provider = target.provider
     tracing = ctx.request.app[STATE].tracing
     if provider.adapter.in_process:
@@ -156,8 +167,6 @@ async def _attempt(ctx: RequestContext, target: Target, model: str, translation:
         stream=stream,
         idle_timeout_s=service.idle_timeout_s,
     )
-    if not relayed_as_stream(ctx, reply):
-        await reply.load()  # relayed whole: read it now, while a body cut short can still fall back
     return reply
 
 
@@ -180,16 +189,100 @@ def destination_succeeded(ctx: RequestContext) -> None:
         ctx.request.app[STATE].breakers.success((ctx.target.provider.name, ctx.destination_model))
 
 
-def _note(ctx: RequestContext, target: Target, model: str, began: float, status: int | None, reason: str) -> None:
-    ctx.attempts.append({
+class InvalidAnswer(Exception):
+    """An answer that is not the destination's API: `str(exc)` says how, in words."""
+
+
+def _json_problem(reply: client.Reply, asked_stream: bool, obj: Any) -> str | None:
+    """What makes a whole successful answer unreadable as its API (every such answer is a JSON
+    object), or None."""
+    media = reply.media_type
+    if asked_stream:
+        return f"{media or 'an answer without a content type'} where an event stream was asked for"
+    if media and media != "application/json" and not media.endswith("+json"):
+        return f"{media} where JSON was expected"
+    if obj is None:
+        return "a body that is not valid JSON"
+    if not isinstance(obj, dict):
+        return "JSON that is not an object"
+    return None
+
+
+async def _open(ctx: RequestContext, reply: client.Reply, translation: Translation | None) -> None:
+    """Read what must be read before the caller gets anything, and check it: a whole answer (read
+    and parsed once, for the relay too), or a stream's first events. Raises InvalidAnswer."""
+    if relayed_as_stream(ctx, reply):
+        fmt = FORMATS[translation.dest_api] if translation is not None else ctx.fmt
+        reader = ctx.stream_reader = StreamReader(reply.chunks().__aiter__(), fmt.observer(ctx.strip_usage))
+        await reader.start()
+        if reader.problem is not None:
+            raise InvalidAnswer(reader.problem)
+        return
+    await reply.load()  # relayed whole: read it now, while a body cut short can still fall back
+    data = await reply.read()
+    try:
+        obj = orjson.loads(data) if data else None
+    except orjson.JSONDecodeError:
+        obj = None
+    ctx.upstream_json = obj
+    asked_stream = ctx.stream if translation is None else translation.dest_stream
+    if reply.status < 400 and (problem := _json_problem(reply, asked_stream, obj)) is not None:
+        raise InvalidAnswer(problem)
+
+
+def failure_words(exc: OSError, target: Target, service: Service, streaming: bool = False) -> str:
+    """A failure to reach a destination or to read its answer (`streaming`: a stream's events,
+    each silence bounded by the idle timeout), in words."""
+    if isinstance(exc, ConnectTimeout):
+        return f"no connection within {service.connect_timeout_s:g} s"
+    if isinstance(exc, TimeoutError):
+        return f"no data for {service.idle_timeout_s:g} s" if streaming and service.idle_timeout_s \
+            else f"no answer within {service.timeout_s:g} s"
+    if isinstance(exc, socket.gaierror):
+        return f"DNS lookup failed for {urlsplit(target.provider.base_url).hostname}"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, ConnectionResetError) or isinstance(exc.__cause__, ConnectionResetError):
+        return "connection reset"
+    if isinstance(exc, UpstreamBroken):
+        return str(exc).removeprefix("the upstream ")
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def _note(ctx: RequestContext, target: Target, model: str, began: float, status: int | None, reason: str,
+          words: str | None = None, relayed: bool = False) -> None:
+    """Record one attempt. `relayed`: a last destination's retryable status, whose answer the caller
+    gets (its span stays open until the relay ends, as tracing does for answers it calls ok/error)."""
+    attempt: dict[str, Any] = {
         "destination": target.provider.name,
         "provider": target.provider.kind,
         "model": model,
         "status": status,
         "reason": reason,
         "duration_ms": round((time.perf_counter() - began) * 1000.0, 3),
-    })
-    ctx.request.app[STATE].tracing.end_attempt(ctx, status, reason)
+    }
+    if words is not None:
+        attempt["error"] = words
+    ctx.attempts.append(attempt)
+    ctx.request.app[STATE].tracing.end_attempt(ctx, status, "error" if relayed else reason)
+
+
+def _all_failed(ctx: RequestContext, failure: GatewayError) -> GatewayError:
+    """The caller's error once no destination answered: every attempt's failure in words."""
+    if failure.code not in _UPSTREAM_FAILURES:
+        return failure  # the request itself cannot be sent (no translation): its own message says why
+    failed = [f"{a['destination']} ({a['error']})" for a in ctx.attempts if "error" in a]
+    if len(failed) == 1:
+        message = f"destination {failed[0]} failed"
+    else:
+        message = f"all {len(failed)} destinations failed: " + ", ".join(failed)
+    if failure.code == "destinations_unavailable":
+        message += "; retry later"
+    return GatewayError(failure.status, failure.code, message)
+
+
+_UPSTREAM_FAILURES = frozenset({"upstream_timeout", "upstream_unreachable", "upstream_invalid_response",
+                                "destinations_unavailable"})
 
 
 async def forward(ctx: RequestContext) -> client.Reply:
@@ -207,49 +300,62 @@ async def forward(ctx: RequestContext) -> client.Reply:
         try:
             translation = _translation(ctx, target, model)
         except GatewayError as err:
-            _note(ctx, target, model, began, None, "no_translation")
+            _note(ctx, target, model, began, None, "no_translation", f"cannot take {ctx.fmt.name}")
             failure = err
             continue
         local = translation is not None and translation.local  # answered by sidegate: no upstream, no breaker
         if not local and not breakers.allow((target.provider.name, model)):
-            _note(ctx, target, model, began, None, "circuit_open")
-            failure = failure or GatewayError(
-                503, "destinations_unavailable",
-                f"every destination of model service {service.name!r} is failing; retry later")
+            _note(ctx, target, model, began, None, "circuit_open", "circuit open after repeated failures")
+            failure = failure or GatewayError(503, "destinations_unavailable", "")
             continue
         ctx.upstream_called = ctx.upstream_called or not local
+        reply: client.Reply | None = None
         try:
             reply = await _attempt(ctx, target, model, translation)
+            await _open(ctx, reply, None if local else translation)
         except GatewayError as err:  # the request cannot be expressed for this destination
-            _note(ctx, target, model, began, None, "translation_error")
+            _note(ctx, target, model, began, None, "translation_error", err.message)
             failure = err
             continue
-        except TimeoutError as exc:
+        except InvalidAnswer as exc:
+            assert reply is not None
+            reply.close()
             destination_failed(ctx)
-            connecting = isinstance(exc, ConnectTimeout)  # else no first byte in time
-            _note(ctx, target, model, began, None, "connect_timeout" if connecting else "first_byte_timeout")
-            failure = GatewayError(504, "upstream_timeout", f"provider {target.provider.name!r} timed out "
-                                   + ("connecting" if connecting else "before answering"))
+            _note(ctx, target, model, began, reply.status, "invalid_response", f"invalid answer: {exc}")
+            failure = GatewayError(502, "upstream_invalid_response", "")
             continue
-        except OSError as exc:  # refused, reset, closed early, malformed answer (UpstreamBroken)
+        except TimeoutError as exc:
+            streaming = reply is not None and relayed_as_stream(ctx, reply)  # silent before its first event
+            if reply is not None:
+                reply.close()
             destination_failed(ctx)
-            _note(ctx, target, model, began, None, "connection_error")
-            failure = GatewayError(502, "upstream_unreachable",
-                                   f"provider {target.provider.name!r} is unreachable: {type(exc).__name__}")
+            connecting = isinstance(exc, ConnectTimeout)  # else no first byte (or whole answer) in time
+            _note(ctx, target, model, began, None, "connect_timeout" if connecting else "first_byte_timeout",
+                  failure_words(exc, target, service, streaming))
+            failure = GatewayError(504, "upstream_timeout", "")
+            continue
+        except OSError as exc:  # refused, reset, DNS, closed early, malformed answer (UpstreamBroken)
+            if reply is not None:
+                reply.close()
+            destination_failed(ctx)
+            _note(ctx, target, model, began, None, "connection_error", failure_words(exc, target, service))
+            failure = GatewayError(502, "upstream_unreachable", "")
             continue
         finally:
             ctx.upstream_s += time.perf_counter() - began
         if reply.status in RETRYABLE_STATUS:
             destination_failed(ctx)
             if not last:
-                _note(ctx, target, model, began, reply.status, "retryable_status")
+                _note(ctx, target, model, began, reply.status, "retryable_status", f"HTTP {reply.status}")
                 reply.close()
                 continue
-        elif not local and not relayed_as_stream(ctx, reply):  # a stream succeeds when it ends well (relay)
-            destination_succeeded(ctx)
-        _note(ctx, target, model, began, reply.status,
-              "estimated_locally" if local else "ok" if reply.status < 400 else "error")
+            _note(ctx, target, model, began, reply.status, "retryable_status", relayed=True)
+        else:
+            if not local and not relayed_as_stream(ctx, reply):  # a stream succeeds when it ends well (relay)
+                destination_succeeded(ctx)
+            _note(ctx, target, model, began, reply.status,
+                  "estimated_locally" if local else "ok" if reply.status < 400 else "error")
         ctx.translation = None if translation is None or translation.local else translation
         return reply
     assert failure is not None
-    raise failure
+    raise _all_failed(ctx, failure)

@@ -162,8 +162,10 @@ class Response:
             self.message_complete()  # a body delimited by the end of the connection
             self._keep_alive = False
             return
-        self.fail(UpstreamBroken("the upstream closed the connection before the answer was complete"
-                                 + (f": {exc}" if exc else "")))
+        error = UpstreamBroken("the upstream closed the connection before the answer was complete"
+                               + (f": {exc}" if exc else ""))
+        error.__cause__ = exc  # what broke it (a reset), for the words of the caller's error
+        self.fail(error)
 
     def _trailing_bytes(self) -> None:
         """More answer after the answer (or after a failure): what was read stands, the connection goes."""

@@ -5,6 +5,11 @@ Each event (or whole body) passes, in order: the usage observer of the format th
 spoke (which also hides the usage chunk sidegate asked for on the caller's behalf), the translation
 back to the caller's format when the destination spoke another, and the output guardrails, which
 scan the caller's format. Unchanged events leave as the bytes that arrived.
+
+The attempt (`forward`) has already read and checked a whole body, or a stream's first events
+(`StreamReader`): what arrives here was readable as the destination's API. A stream that breaks
+later (a read error, an event that is not SSE or not JSON, an end without the format's terminal
+event) ends with the caller format's error event; nothing of it after the break is relayed.
 """
 
 from __future__ import annotations
@@ -23,9 +28,9 @@ from sidegate.ingress.registry import FAMILIES, FORMATS, stream_error
 from sidegate.state import STATE
 from sidegate.translate import StreamTranslator
 from sidegate.upstream.client import Reply
-from sidegate.upstream.forward import destination_failed, destination_succeeded, relayed_as_stream
+from sidegate.upstream.forward import destination_failed, destination_succeeded, failure_words, relayed_as_stream
 from sidegate.upstream.live import SHUTTING_DOWN, ShuttingDown, shutting_down_error
-from sidegate.upstream.sse import Event, SSESplitter, parse_block
+from sidegate.upstream.sse import Event, SSESplitter
 
 _UPSTREAM_READ_ERRORS = (TimeoutError, OSError)  # idle timeout; connection broken (UpstreamBroken)
 _STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
@@ -39,9 +44,11 @@ def response_headers(ctx: RequestContext, reply: Reply, translated: dict[str, st
     """The upstream's own headers when it spoke the caller's format, else `translated`; then sidegate's."""
     headers = dict(reply.headers) if translated is None else dict(translated)
     headers["x-sidegate-request-id"] = ctx.request_id
+    if ctx.target is not None:  # which destination answered: provider and model
+        headers["x-sidegate-destination"] = f"{ctx.target.provider.name}/{ctx.destination_model}"
     if ctx.reservation is not None and (limits := ctx.reservation.headers()):
-        # sidegate's rate-limit headers replace the upstream's of the same name, whatever their case
-        for name in [k for k in headers if k.lower() in limits]:
+        # sidegate's x-ratelimit-* replace the upstream's of the same name, whatever their case
+        for name in [k for k in headers if k[:12].lower() == "x-ratelimit-" and k.lower() in limits]:
             del headers[name]
         headers.update(limits)
     return headers
@@ -55,23 +62,16 @@ async def relay(ctx: RequestContext, reply: Reply) -> web.StreamResponse:
 
 async def _relay_whole(ctx: RequestContext, reply: Reply) -> web.Response:
     data = await reply.read()  # already read by the attempt (forward), where a failure could still fall back
+    obj: Any = ctx.upstream_json  # parsed there too; a successful answer is a JSON object (else it fell back)
     translation = ctx.translation
     seen = FORMATS[translation.dest_api] if translation is not None else ctx.fmt
     status = reply.status
-    obj: Any = None
-    if data[:1] in (b"{", b"["):
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            obj = None
-    if isinstance(obj, dict):
-        if status < 400:
-            ctx.usage = seen.usage_from_json(obj)
-            ctx.output_chars = seen.response_text_chars(obj)
-        else:
-            ctx.error_code = FAMILIES[seen.family].error_code(obj) or f"upstream_{status}"
-    elif status >= 400:
-        ctx.error_code = f"upstream_{status}"
+    if status < 400:
+        ctx.usage = seen.usage_from_json(obj)
+        ctx.output_chars = seen.response_text_chars(obj)
+    else:
+        ctx.error_code = (FAMILIES[seen.family].error_code(obj) if isinstance(obj, dict) else None) \
+            or f"upstream_{status}"
     headers = None
     changed = False
     if translation is not None:
@@ -135,27 +135,31 @@ class _Outbound:
         return self.guard is not None and self.guard.blocked
 
 
-def _error_ending(ctx: RequestContext, translator: StreamTranslator | None, splitter: SSESplitter,
-                  err: GatewayError, kind: str) -> list[bytes]:
-    """The caller's last event when its stream cannot end well: `err` in the caller's format (`kind`:
-    the error's kind for a translated stream, which renders it through the translation)."""
-    splitter.rest()  # drop a torn event: nothing may follow the error event
-    if translator is not None:
-        return translator.error(err.status, kind, err.message)
-    return [stream_error(ctx.fmt.name, err, ctx.request_id)]
+def _stream_failed(ctx: RequestContext, code: str, reason: str, message: str) -> GatewayError:
+    """A stream the destination broke after the caller got its first bytes: recorded, counted
+    against the destination's breaker, and the error to end the caller's stream with."""
+    ctx.usage_complete = False
+    ctx.error_code = code
+    destination_failed(ctx)
+    if ctx.attempts:
+        ctx.attempts[-1]["reason"] = reason
+        ctx.attempts[-1]["error"] = message
+    name = ctx.target.provider.name if ctx.target is not None else "the destination"
+    return GatewayError(502, code, f"the stream from {name!r} broke off: {message}")
 
 
 async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse:
+    reader = ctx.stream_reader
+    assert reader is not None, "the attempt opened the stream (forward)"
     translation = ctx.translation
     translator = translation.stream() if translation is not None else None
     guardrails = ctx.guardrails
     guard = guardrails.stream(ctx.fmt.name, ctx.request_id) if guardrails is not None else None
     outbound = _Outbound(translator, guard)
-    observer = (FORMATS[translation.dest_api] if translation is not None else ctx.fmt).observer(ctx.strip_usage)
+    observer = reader.observer
     headers = response_headers(ctx, reply, _STREAM_HEADERS if translation is not None else None)
     response = web.StreamResponse(status=reply.status, headers=headers)
     ctx.status = reply.status
-    splitter = SSESplitter()
     capture = ctx.capture
 
     async def send(blocks: list[bytes]) -> None:
@@ -170,53 +174,51 @@ async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse
     ctx.request.app[STATE].live.streaming(reply)  # from here on, shutdown ends it with an error event
     try:
         await response.prepare(ctx.request)
-        chunks = reply.chunks().__aiter__()
-        clean = True
+        events = reader.first
+        # The first chunk may hold many events (or the whole stream): the caller's first byte does
+        # not wait for the rest of it.
+        while events and ctx.first_byte_at is None and not outbound.blocked:
+            ev, parsed = events.pop(0)
+            await send(outbound.event(ev, parsed))
+        failure: GatewayError | None = None
+        failure_kind = "api_error"  # the error's kind for a translated stream (rendered by the translation)
+        chunks = reader.chunks
         while not outbound.blocked:
+            await send([out for ev, parsed in events for out in outbound.event(ev, parsed)])
+            if reader.done or outbound.blocked:
+                break
             waited = time.perf_counter()
             try:
-                chunk = await chunks.__anext__()
+                events = reader.feed(await chunks.__anext__())
             except StopAsyncIteration:
-                break
+                events = reader.end()
             except ShuttingDown:  # shutdown's grace period is over (`live.LiveRequests.end_all`)
-                clean = False
                 ctx.usage_complete = False
                 ctx.error_code = SHUTTING_DOWN
-                await send(_error_ending(ctx, translator, splitter, shutting_down_error(), SHUTTING_DOWN))
+                failure, failure_kind = shutting_down_error(), SHUTTING_DOWN
                 break
             except _UPSTREAM_READ_ERRORS as exc:
-                clean = False
                 idle = isinstance(exc, TimeoutError)
-                ctx.usage_complete = False
-                ctx.error_code = "upstream_idle_timeout" if idle else "upstream_stream_interrupted"
-                destination_failed(ctx)
-                message = f"the upstream stream ended early: {type(exc).__name__}"
-                await send(_error_ending(ctx, translator, splitter, GatewayError(502, ctx.error_code, message),
-                                         "api_error"))
+                assert ctx.target is not None and ctx.service is not None
+                words = failure_words(exc, ctx.target, ctx.service, streaming=True)
+                failure = _stream_failed(ctx, "upstream_idle_timeout" if idle else "upstream_stream_interrupted",
+                                         "idle_timeout" if idle else "stream_interrupted", words)
                 break
             finally:
                 ctx.upstream_s += time.perf_counter() - waited
-            events = splitter.feed(chunk)
-            if ctx.first_byte_at is None and len(events) > 1:
-                # The first chunk may hold many events (or the whole stream): the caller's first byte
-                # does not wait for the rest of it.
-                while events and ctx.first_byte_at is None:
-                    ev = events.pop(0)
-                    if not observer.on_event(ev.event, ev.data):
-                        await send(outbound.event(ev, observer.parsed))
-            await send([out for ev in events if not observer.on_event(ev.event, ev.data)
-                        for out in outbound.event(ev, observer.parsed)])
         if outbound.blocked:
             ctx.error_code = "output_guardrail_triggered"
             ctx.usage_complete = False  # reading stopped at the block: the usage seen so far is partial
-        elif clean:
+        elif failure is None and reader.problem is not None:
+            failure = _stream_failed(ctx, "upstream_invalid_response", "invalid_response", reader.problem)
+        elif failure is None:
             destination_succeeded(ctx)
-            rest = splitter.rest()  # a last event without its blank line
-            if rest.strip():
-                event, data = parse_block(rest)
-                if not observer.on_event(event, data):
-                    await send(outbound.event(Event(rest, event, data), observer.parsed))
             await send(outbound.finish())
+        if failure is not None:  # nothing may follow the error event
+            if translator is not None:
+                await send(translator.error(failure.status, failure_kind, failure.message))
+            else:
+                await send([stream_error(ctx.fmt.name, failure, ctx.request_id)])
         await response.write_eof()
     except (ClientGone, ConnectionResetError):
         ctx.status = 499
