@@ -3,6 +3,8 @@ release most text without running the detectors' passes.
 
 - `anchors`: where a match of a detector whose matches may hold spaces may still be in progress at
   the end of the text (`regex_partial`); text is held back from the first of them.
+- `words`: the same for the detectors of one word, whose matches can only be in progress in the
+  last word of the text.
 - `Starts.could_start`: whether any pass could find something starting in a stretch of text, from
   the prefixes every match of each pass begins with (`regex_prefix`), and the pivots of the pivot
   passes (a match starts at most `back` characters before its pivot).
@@ -18,7 +20,7 @@ from typing import NamedTuple
 
 from sidegate.governance.detector_patterns import Detector
 from sidegate.governance.regex_partial import in_progress
-from sidegate.governance.regex_prefix import any_of, caseless, prefix
+from sidegate.governance.regex_prefix import any_of, caseless, head_char, prefix
 
 
 def lower(text: str) -> str:
@@ -39,8 +41,31 @@ def anchors(detectors: Sequence[Detector]) -> list[str]:
     found: list[str] = []
     for d in dict.fromkeys(detectors):
         if d.spaced and d.anchor is not None:
-            found += in_progress(d.lead + (d.stream_rest if d.stream_rest is not None else d.rest),
-                                 d.lowered) or (d.anchor,)
+            found += heads_of(d) or (d.anchor,)
+    return list(dict.fromkeys(found))
+
+
+def heads_of(d: Detector) -> tuple[str, ...] | None:
+    """The detector's in-progress patterns (`regex_partial`), None when it cannot be followed."""
+    return in_progress(d.lead + (d.stream_rest if d.stream_rest is not None else d.rest), d.lowered)
+
+
+def first_chars(heads: Sequence[str]) -> str | None:
+    """A pattern of the first characters of these in-progress patterns (None: one starts otherwise)."""
+    firsts = [head_char(h) for h in heads]
+    return None if not all(firsts) else "|".join(dict.fromkeys(f for f in firsts if f))
+
+
+def words(detectors: Sequence[Detector]) -> list[str] | None:
+    """Where a match of a detector of one word (no spaces in its matches) may still be in progress at
+    the end of the text; None when one of them cannot be followed so (its last word is then held)."""
+    found: list[str] = []
+    for d in dict.fromkeys(detectors):
+        if not d.spaced:
+            heads = heads_of(d)
+            if heads is None:
+                return None
+            found += heads
     return list(dict.fromkeys(found))
 
 
