@@ -10,16 +10,17 @@ lookahead) looks for. Streams hold text back from such a position only (`stream_
 They are read off the parsed pattern. For a sequence X1 X2 … the text reaches its end within X1,
 or X1 matches whole and the text reaches its end within X2 …, or every item matched and the text
 ends there. Within a repeat it ends after some whole occurrences, within a group or an alternation
-within its content. A lookbehind at the end of the text reads text that is there: it is checked.
-Each result starts with one character of the pattern (leading checks are dropped, which only widens
-it), so that `regex_prefix.any_of` joins them into one fast search; a lookbehind on the character
-before the match, written after a lead of k characters as `(?<![…][\\s\\S]{k})`, is moved right after
-the first character, so that a text cut inside the lead is checked as well ("…UMPS" holds no "PS"
-for an IBAN).
-Back-references stand for any text of the referenced group's length. Patterns matched against
-lower-cased text (labels, keywords) are made to match the original text in any case, without their
-negative checks (but those on \\w, \\d, \\s): again wider, never narrower. A pattern that is one group
-in any case (`(?i:…)`) is followed the same way.
+within its content, within a lookahead inside what it looks for (before the whole of it is there:
+`(?!\\w)` after "acme" is undone by "acmes"). A lookbehind reads text that is there: it is checked.
+Each result starts with one character of the pattern, so that `regex_prefix.any_of` joins them into
+one fast search: a lookbehind before that character is made right after it (one character further
+back), as is one on the character before the match written after a lead of k characters as
+`(?<![…][\\s\\S]{k})` (so "…UMPS" holds no "PS" for an IBAN); other leading checks are dropped,
+which only widens the result. Back-references stand for any text of the referenced group's length
+(a phone number's second separator may be any). Patterns matched against lower-cased text (labels,
+keywords) are made to match the original text in any case, without their negative checks (but for
+those on \\w, \\d and \\s): again wider, never narrower. A pattern that is one group in any case
+(`(?i:…)`, a policy regex's `(?i)`) is followed the same way.
 """
 
 from __future__ import annotations
@@ -104,10 +105,14 @@ class _Reader:
         if one(op, av) is not None or op is sre.AT:
             return r"\Z"
         if op in (sre.ASSERT, sre.ASSERT_NOT):
-            if av[0] != 1:  # a lookbehind reads text that is there: decided now
-                return self.full([(op, av)]) + r"\Z"
-            # a lookahead is not decided yet where the text ends inside what it looks for
-            return f"(?={self.reach(list(av[1].data))})"
+            if av[0] != 1:  # a lookbehind reads text that is there: decided now, as what follows it
+                return "(?!)"
+            # a lookahead is not decided yet where the text ends inside what it looks for, before
+            # the whole of it is there
+            body = list(av[1].data)
+            if self.loose and not _case_free(body):
+                return f"(?={self.reach(body)})"
+            return f"(?={self.reach(body)})(?!{self.full(body)})"
         if op is sre.SUBPATTERN:
             return f"({flags(av[1], av[2])}{self.reach(av[3].data)})"
         if op is sre.BRANCH:
@@ -134,7 +139,14 @@ class _Reader:
                 return [((op, av), check(*hoisted) + self.reach(after))]
             return [((op, av), self.reach(rest))]
         if op in CHECKS:
-            return self.heads(rest)
+            found = self.heads(rest)
+            if op is sre.AT or av[0] != -1 or not self._keeps(op, av) or (self.loose and op is sre.ASSERT):
+                return found
+            try:  # a lookbehind before the first character: made after it, one character further back
+                moved = f"(?<{'!' if op is sre.ASSERT_NOT else '='}{source(av[1].data)}[\\s\\S])"
+            except Unsupported:
+                return found
+            return [(item, moved + src) for item, src in found]
         if op is sre.SUBPATTERN and not av[1] and not av[2]:
             return self.heads([*av[3].data, *rest])
         if op is sre.BRANCH:
