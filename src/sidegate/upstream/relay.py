@@ -128,6 +128,17 @@ class _Outbound:
             out += self.guard.finish()
         return out
 
+    def fail(self, error: list[bytes]) -> list[bytes]:
+        """The caller's closing events after the destination's stream ended badly: the text the guard
+        holds, scanned as final and sent (masked), then the `error` events (in the caller's format);
+        the guard's own error instead when that text is blocked."""
+        if self.guard is None:
+            return error
+        out = self.guard.finish()
+        if self.guard.blocked:
+            return out
+        return out + (self._guarded(error) if self.translator is not None else error)
+
     @property
     def blocked(self) -> bool:
         return self.guard is not None and self.guard.blocked
@@ -173,11 +184,9 @@ async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse
                 destination_failed(ctx)
                 message = f"the upstream stream ended early: {type(exc).__name__}"
                 splitter.rest()  # drop a torn event: nothing may follow the error event
-                if translator is not None:
-                    await send(translator.error(502, "api_error", message))
-                else:
-                    await send([stream_error(ctx.fmt.name, GatewayError(502, ctx.error_code, message),
-                                             ctx.request_id)])
+                await send(outbound.fail(translator.error(502, "api_error", message) if translator is not None
+                                         else [stream_error(ctx.fmt.name, GatewayError(502, ctx.error_code, message),
+                                                            ctx.request_id)]))
                 break
             finally:
                 ctx.upstream_s += time.perf_counter() - waited
