@@ -231,3 +231,36 @@ def in_progress(pattern: str, lowered: bool = False) -> tuple[str, ...] | None:
         return tuple(out)
     except (Unsupported, RecursionError):
         return None
+
+
+@lru_cache(maxsize=1024)
+def reach_back(pattern: str) -> int | None:
+    """How many characters before the start of a match the pattern's lookbehinds may read (None when
+    unknown): the text a match at a position depends on is that many characters before it and the
+    text from it on."""
+    try:
+        return max(0, _reach(sre_parse.parse(pattern).data, 0))
+    except (Unsupported, RecursionError):
+        return None
+
+
+def _reach(items: Any, consumed: int) -> int:
+    """The farthest back before the match start that a lookbehind in items reads, `consumed`
+    characters at least having been matched before them."""
+    far = 0
+    for op, av in items:
+        if op in (sre.ASSERT, sre.ASSERT_NOT):
+            if av[0] == -1:
+                far = max(far, av[1].getwidth()[1] - consumed)
+            far = max(far, _reach(av[1].data, consumed))
+        elif op is sre.SUBPATTERN:
+            far = max(far, _reach(av[3].data, consumed))
+        elif op is sre.BRANCH:
+            far = max([far, *(_reach(b.data, consumed) for b in av[1])])
+        elif op in REPEATS:
+            far = max(far, _reach(av[2].data, consumed))
+        elif one(op, av) is None and op not in (sre.AT, sre.GROUPREF):
+            raise Unsupported
+        low = sre_parse.SubPattern(sre_parse.State(), [(op, av)]).getwidth()[0]
+        consumed += low
+    return far

@@ -19,8 +19,11 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from sidegate.governance.detector_patterns import Detector
-from sidegate.governance.regex_partial import in_progress
+from sidegate.governance.regex_partial import in_progress, reach_back
 from sidegate.governance.regex_prefix import any_of, caseless, head_char, prefix
+
+_MEMO_MAX = 40  # where a match may be in progress is remembered for rests of text up to this long
+_MEMO_SIZE = 4096
 
 
 def lower(text: str) -> str:
@@ -54,6 +57,12 @@ def first_chars(heads: Sequence[str]) -> str | None:
     """A pattern of the first characters of these in-progress patterns (None: one starts otherwise)."""
     firsts = [head_char(h) for h in heads]
     return None if not all(firsts) else "|".join(dict.fromkeys(f for f in firsts if f))
+
+
+def reach(heads: Sequence[str]) -> int | None:
+    """How far before a match in progress its patterns read (None: unknown)."""
+    found = [reach_back(h) for h in heads]
+    return None if any(r is None for r in found) else max((r for r in found if r is not None), default=0)
 
 
 def words(detectors: Sequence[Detector]) -> list[str] | None:
@@ -110,3 +119,23 @@ class Starts(NamedTuple):
             return pos
         m = self.quick.search(text, pos)
         return None if m is None else m.start()
+
+
+def memo_search(pattern: re.Pattern[str], back: int | None, seen: dict[tuple[str, str], int], text: str,
+                 at: int) -> int | None:
+    """Where pattern first matches in text[at:] (None: nowhere). Remembered for short rests of text
+    with the `back` characters before them that the pattern may read (the same last words come back
+    all along a stream)."""
+    n = len(text)
+    if back is None or n - at > _MEMO_MAX:
+        m = pattern.search(text, at)
+        return None if m is None else m.start()
+    key = (text[max(0, at - back):at], text[at:])
+    found = seen.get(key)
+    if found is None:
+        m = pattern.search(text, at)
+        found = -1 if m is None else m.start() - at
+        if len(seen) >= _MEMO_SIZE:
+            seen.clear()
+        seen[key] = found
+    return None if found < 0 else at + found
