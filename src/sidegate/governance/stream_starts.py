@@ -10,6 +10,8 @@ release most text without running the detectors' passes.
   passes (a match starts at most `back` characters before its pivot).
 - `Starts.first`: where the first of any of these is, in one search of the text: most text to
   release has none, and needs no other look.
+- `memo_search`: the search for a match in progress in a short last word, remembered with the few
+  characters before it that the patterns read (`reach`): the same words come back all along a stream.
 """
 
 from __future__ import annotations
