@@ -15,6 +15,7 @@ import orjson
 import pytest
 from tests.conftest import GatewayFactory
 from tests.governance_env import answer_text
+from tests.sdk_clients import close_sdk_clients  # noqa: F401  (fixture: closes the SDK clients the readers open)
 from tests.test_stream_failures import CALLERS, FIRST_TEXT_AT, Caller, start
 from tests.test_stream_guard import RENDER, active, completion, payloads, run, streamed_text
 
