@@ -10,7 +10,7 @@ import pytest
 
 from sidegate.governance.detector_patterns import Detector
 from sidegate.governance.detectors import detectors_of, lower
-from sidegate.governance.regex_partial import in_progress
+from sidegate.governance.regex_partial import in_progress, reach_back
 from sidegate.governance.regex_prefix import any_of
 from sidegate.policy.model import DetectorSet
 
@@ -71,3 +71,28 @@ def test_patterns_it_cannot_follow_give_none() -> None:
     assert in_progress(r"(?i)abc") is None  # global flags
     assert in_progress(r"(?:a?)*b") is None or in_progress(r"(?:a?)*b") is not None  # never raises
     assert in_progress(r"(a)?(?(1)b|c)") is None
+
+
+@pytest.mark.parametrize(("pattern", "text", "held"), [
+    (r"ab(?![a-z])", "x ab", "ab"),  # the lookahead reads past the end: not decided
+    (r"ab(?![a-z])", "x abc", None),  # decided: "c" undoes it for good
+    (r"a\.(?![0-9]|\.[0-9])", "x a..", "a.."),  # a digit after the second dot would undo it
+    (r"a\.(?![0-9]|\.[0-9])", "x a.b", None),
+    (r"[A-Z][A-Z][0-9](?<![A-Za-z0-9][\s\S]{3})", "XCO", None),  # the check before the lead, moved up front
+    (r"[A-Z][A-Z][0-9](?<![A-Za-z0-9][\s\S]{3})", "x CO", "CO"),
+    (r"(?<![\w])[0-9]{2}", "a1", None),  # a leading lookbehind, checked after the first character
+    (r"(?<![\w])[0-9]{2}", " 1", "1"),
+    (r"(?i:ticket-[0-9]{2})", "see TICK", "TICK"),  # a pattern in any case
+])
+def test_checks_at_the_end_are_decided_where_the_text_allows(pattern: str, text: str, held: str | None) -> None:
+    sources = in_progress(pattern)
+    assert sources is not None
+    m = re.compile("|".join(sources)).search(text)
+    assert (None if m is None else text[m.start():]) == held
+
+
+def test_how_far_back_lookbehinds_read() -> None:
+    assert reach_back(r"ab(?<=xxab)") == 2
+    assert reach_back(r"a(?<![a-z][\s\S])") == 1
+    assert reach_back(r"(?<=xyz)a") == 3
+    assert reach_back(r"abc") == 0

@@ -92,8 +92,8 @@ CALLERS = [
 FIRST_TEXT_AT = {"openai": 2, "anthropic": 4, "gemini": 1, "responses": 5}
 
 
-async def start(gateway: GatewayFactory, fake_upstream: Any, kind: str, apis_: list[str] | None
-                ) -> tuple[Any, FakeUpstream, FakeUpstream]:
+async def start(gateway: GatewayFactory, fake_upstream: Any, kind: str, apis_: list[str] | None,
+                more_policy: str = "") -> tuple[Any, FakeUpstream, FakeUpstream]:
     dest, spare = await fake_upstream(kind), await fake_upstream(kind)
     narrowed = f", apis: [{', '.join(apis_)}]" if apis_ else ""
     gw = await gateway(f"""
@@ -102,7 +102,7 @@ async def start(gateway: GatewayFactory, fake_upstream: Any, kind: str, apis_: l
           spare: {{kind: {kind}, base_url: '{spare.base_url}', api_key: up{narrowed}}}
         models:
           m: {{destinations: [{{provider: dest}}], fallbacks: [{{provider: spare}}], idle_timeout_s: 0.2}}
-    """)
+    """ + more_policy)
     return gw, dest, spare
 
 

@@ -120,7 +120,13 @@ def detectors_of(spec: DetectorSet | Sequence[str]) -> list[Detector]:
         found += [PII[kind], *PII_MORE.get(kind, ())]
     if spec.keywords:
         found.append(_keywords(spec.keywords))
-    found += [Detector("regex", REGEX_TOKEN, "", _scoped(p), spaced=True) for p in spec.regex]
+    for p in spec.regex:
+        # a stream holds text from where a match may be in progress, the first characters of those
+        # places its anchor; a regex that cannot be followed so holds its longest match
+        d = Detector("regex", REGEX_TOKEN, "", _scoped(p), spaced=True)
+        heads = stream_starts.heads_of(d)
+        first = stream_starts.first_chars(heads) if heads else None
+        found.append(Detector("regex", REGEX_TOKEN, "", d.rest, spaced=True, anchor=first) if first else d)
     return found
 
 
@@ -138,8 +144,9 @@ class _Pass:
 class Scanner:
     """The detectors of (owner, detectors) pairs, compiled for whole texts or (`stream`) for streams."""
 
-    __slots__ = ("_clean", "_lowered", "_pivoted", "_plain", "alternatives", "anchor", "joinable", "passes",
-                 "spaced_window", "starts", "token_window", "unanchored_window")
+    __slots__ = ("_anchor_reach", "_anchors_seen", "_clean", "_lowered", "_pivoted", "_plain", "_word_reach",
+                 "_words_seen", "alternatives", "anchor", "joinable", "passes", "spaced_window", "starts",
+                 "token_window", "unanchored_window", "word", "word_whole")
 
     def __init__(self, owned: Sequence[tuple[int, Sequence[Detector]]], *, stream: bool = False) -> None:
         owners: dict[Detector, list[int]] = {}
@@ -169,6 +176,15 @@ class Scanner:
         self.unanchored_window = max((a.width for a in alts if a.spaced and a.anchor is None), default=0)
         held = stream_starts.anchors(list(owners)) if stream else []  # (only streams hold text back)
         self.anchor = any_of(held) if held else None
+        self._anchor_reach = stream_starts.reach(held) if held else None
+        self._anchors_seen: dict[tuple[str, str], int] = {}
+        # streams: where a match of one word may be in progress in the last word (its whole last word
+        # is held when one of these detectors cannot be followed)
+        words = stream_starts.words(list(owners)) if stream else []
+        self.word = any_of(words) if words else None
+        self.word_whole = words is None
+        self._word_reach = stream_starts.reach(words) if words else None
+        self._words_seen: dict[tuple[str, str], int] = {}
         self.joinable = not any(_ANCHORED.search(d.rest) for d in owners if d.category == "regex")
         self._clean: dict[int, None] = {}
         self.starts = stream_starts.Starts.build(
@@ -180,6 +196,17 @@ class Scanner:
         """False when no pass can find anything starting in text[pos:end] (streams: the text about to be
         released needs no scan); True when one might, or for scanners not made for streams."""
         return self.starts is None or self.starts.could_start(text, pos, end)
+
+    def word_hold(self, text: str, at: int) -> int:
+        """Streams: where a match of one word may be in progress in text[at:] (len(text): nowhere)."""
+        assert self.word is not None
+        found = stream_starts.memo_search(self.word, self._word_reach, self._words_seen, text, at)
+        return len(text) if found is None else found
+
+    def anchor_from(self, text: str, at: int) -> int | None:
+        """Streams: where a match of a spaced detector may be in progress in text[at:] (None: nowhere)."""
+        assert self.anchor is not None
+        return stream_starts.memo_search(self.anchor, self._anchor_reach, self._anchors_seen, text, at)
 
     def quiet_until(self, text: str, pos: int) -> int | None:
         """Up to where text[pos:] holds no anchor and no start of a match (None: anywhere; `pos` for

@@ -108,6 +108,12 @@ def _head(src: str) -> tuple[str, str] | None:
         return None
 
 
+def head_char(src: str) -> str | None:
+    """The first character (a class, a literal, `.`) of a pattern that starts with one, else None."""
+    split = _head(src)
+    return None if split is None else split[0]
+
+
 def _chars(first: str) -> list[str] | None:
     found = codes(*sre_parse.parse(first).data[0])
     return None if found is None else [char(c) for c in found]

@@ -3,11 +3,14 @@
 `StreamGuard.feed` takes each SSE event as the relay splits it and returns the bytes to send now.
 Events without generated text pass as their original bytes while nothing is held. Text deltas go
 through one `TextChannel` per channel of text (an OpenAI choice, a Responses output part, an
-Anthropic content block, a Gemini candidate) and are re-encoded with the text that can be released
-(possibly empty). When a channel ends (finish_reason, output_text.done, content_block_stop,
+Anthropic content block, a Gemini candidate) and are re-encoded with the text that can be released;
+an event whose text is all held and that carries nothing else (no role, tool call, finish reason,
+usage, logprobs) is not sent. When a channel ends (finish_reason, output_text.done, content_block_stop,
 finishReason) the held rest is sent first, in a delta event of the format made for it; aggregated
 texts (Responses output_text.done, content_part.done, output_item.done, response.completed) get the
-same masks. A block sends the format's error event and swallows the rest of the stream.
+same masks. Before an error event of the upstream's (and when sidegate ends a stream on a failure,
+`finish`), the held text is scanned as final and sent. A block sends the format's error event and
+swallows the rest of the stream.
 """
 
 from __future__ import annotations
@@ -159,6 +162,12 @@ class StreamGuard:
         self._last_seq += 1
         return self._last_seq
 
+    def drop(self, obj: dict[str, Any], before: list[bytes]) -> list[bytes]:
+        """Send the added events only: this one carried nothing but text that is all held."""
+        if isinstance(obj.get("sequence_number"), int):
+            self._seq_shift -= 1  # the numbers after it move down by one
+        return before
+
     def emit(self, ev: Event, obj: dict[str, Any], before: list[bytes], changed: bool) -> list[bytes] | None:
         """Send the added events, then this one: as it came when unchanged and not renumbered."""
         seq = obj.get("sequence_number")
@@ -176,9 +185,9 @@ class StreamGuard:
 
 
 def _chat(guard: StreamGuard, ev: Event, obj: dict[str, Any]) -> list[bytes] | None:
-    if ev.data == b"[DONE]":
+    if ev.data == b"[DONE]" or isinstance(obj.get("error"), dict):
         return [*guard.flush_all(), ev.raw]
-    changed = False
+    changed = emptied = False
     before: list[bytes] = []
     for choice in obj.get("choices") or ():
         if not isinstance(choice, dict):
@@ -194,9 +203,18 @@ def _chat(guard: StreamGuard, ev: Event, obj: dict[str, Any]) -> list[bytes] | N
             if released != content:
                 delta["content"] = released
                 changed = True
+                emptied = emptied or not released
         elif choice.get("finish_reason"):
             before += guard.flush_all([key])
+    if emptied and obj.get("usage") is None and all(_chat_empty(c) for c in obj["choices"]):
+        return guard.drop(obj, before)
     return guard.emit(ev, obj, before, changed)
+
+
+def _chat_empty(choice: Any) -> bool:
+    """A choice with nothing to say: no text, role, tool call, finish reason or logprobs."""
+    return isinstance(choice, dict) and not choice.get("finish_reason") and not choice.get("logprobs") \
+        and isinstance(choice.get("delta"), dict) and not any(choice["delta"].values())
 
 
 def _chat_flush(guard: StreamGuard, key: Key, text: str, event: str | None, template: dict[str, Any]) -> bytes:
@@ -238,6 +256,8 @@ def _responses(guard: StreamGuard, ev: Event, obj: dict[str, Any]) -> list[bytes
     changed = False
     if kind == "response.output_text.delta" and isinstance(obj.get("delta"), str):
         released = guard.push(key, obj["delta"], ev.event, obj)
+        if not released and obj["delta"] and not obj.get("logprobs"):
+            return guard.drop(obj, before)
         changed = released != obj["delta"]
         obj["delta"] = released
     elif kind == "response.output_text.done":
@@ -247,7 +267,7 @@ def _responses(guard: StreamGuard, ev: Event, obj: dict[str, Any]) -> list[bytes
         changed = _patch_text(guard, key, obj.get("part"))
     elif kind == "response.output_item.done":
         changed = _patch_item(guard, obj.get("output_index", 0), obj.get("item"))
-    elif kind in _RESPONSE_ENDS:
+    elif kind in _RESPONSE_ENDS or kind == "error":
         before = guard.flush_all()
         response = obj.get("response")
         if isinstance(response, dict):
@@ -268,7 +288,8 @@ def _responses_flush(guard: StreamGuard, key: Key, text: str, event: str | None,
 
 # ---------------------------------------------------------------- Anthropic Messages
 
-_ANTHROPIC_SEEN = frozenset({"content_block_delta", "content_block_stop", "message_delta", "message_stop"})
+_ANTHROPIC_SEEN = frozenset({"content_block_delta", "content_block_stop", "message_delta", "message_stop",
+                            "error"})
 
 
 def _anthropic(guard: StreamGuard, ev: Event, obj: dict[str, Any]) -> list[bytes] | None:
@@ -280,6 +301,8 @@ def _anthropic(guard: StreamGuard, ev: Event, obj: dict[str, Any]) -> list[bytes
         delta = obj.get("delta")
         if isinstance(delta, dict) and delta.get("type") == "text_delta" and isinstance(delta.get("text"), str):
             released = guard.push(key, delta["text"], ev.event, obj)
+            if not released and delta["text"]:
+                return []  # all of it held: no empty delta
             if released != delta["text"]:
                 delta["text"] = released
                 return [encode(ev.event, obj)]
@@ -298,7 +321,9 @@ def _anthropic_flush(guard: StreamGuard, key: Key, text: str, event: str | None,
 
 
 def _gemini(guard: StreamGuard, ev: Event, obj: dict[str, Any]) -> list[bytes] | None:
-    changed = False
+    if isinstance(obj.get("error"), dict):
+        return [*guard.flush_all(), ev.raw]
+    changed = emptied = False
     before: list[bytes] = []
     for n, candidate in enumerate(obj.get("candidates") or ()):
         if not isinstance(candidate, dict):
@@ -317,6 +342,7 @@ def _gemini(guard: StreamGuard, ev: Event, obj: dict[str, Any]) -> list[bytes] |
                 if released != text:
                     part["text"] = released
                     changed = True
+                    emptied = emptied or not released
                 if finish:
                     last_part[key] = part
         if finish:
@@ -327,7 +353,25 @@ def _gemini(guard: StreamGuard, ev: Event, obj: dict[str, Any]) -> list[bytes] |
                     changed = True
                 elif rest:
                     before.append(_gemini_flush(guard, key, rest, ev.event, obj))
+    if emptied and _gemini_emptied(obj):
+        return guard.drop(obj, before)
     return guard.emit(ev, obj, before, changed)
+
+
+def _gemini_emptied(obj: dict[str, Any]) -> bool:
+    """Take the parts whose text is all held out of the chunk; True when nothing is left to send but
+    its usageMetadata (a running count that the next chunk repeats) and the ids of the answer."""
+    kept = []
+    for candidate in obj["candidates"]:
+        content = candidate.get("content") if isinstance(candidate, dict) else None
+        if isinstance(content, dict) and isinstance(content.get("parts"), list):
+            content["parts"] = [p for p in content["parts"] if not (
+                isinstance(p, dict) and p.get("text") == "" and set(p) <= {"text", "thought"})]
+            if not content["parts"] and set(candidate) <= {"content", "index"} and set(content) <= {"parts", "role"}:
+                continue
+        kept.append(candidate)
+    obj["candidates"] = kept
+    return not kept and set(obj) <= {"candidates", "usageMetadata", "modelVersion", "responseId", "createTime"}
 
 
 def _gemini_flush(guard: StreamGuard, key: Key, text: str, event: str | None, template: dict[str, Any]) -> bytes:

@@ -3,11 +3,15 @@ release most text without running the detectors' passes.
 
 - `anchors`: where a match of a detector whose matches may hold spaces may still be in progress at
   the end of the text (`regex_partial`); text is held back from the first of them.
+- `words`: the same for the detectors of one word, whose matches can only be in progress in the
+  last word of the text.
 - `Starts.could_start`: whether any pass could find something starting in a stretch of text, from
   the prefixes every match of each pass begins with (`regex_prefix`), and the pivots of the pivot
   passes (a match starts at most `back` characters before its pivot).
 - `Starts.first`: where the first of any of these is, in one search of the text: most text to
   release has none, and needs no other look.
+- `memo_search`: the search for a match in progress in a short last word, remembered with the few
+  characters before it that the patterns read (`reach`): the same words come back all along a stream.
 """
 
 from __future__ import annotations
@@ -17,8 +21,11 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from sidegate.governance.detector_patterns import Detector
-from sidegate.governance.regex_partial import in_progress
-from sidegate.governance.regex_prefix import any_of, caseless, prefix
+from sidegate.governance.regex_partial import in_progress, reach_back
+from sidegate.governance.regex_prefix import any_of, caseless, head_char, prefix
+
+_MEMO_MAX = 40  # where a match may be in progress is remembered for rests of text up to this long
+_MEMO_SIZE = 4096
 
 
 def lower(text: str) -> str:
@@ -39,8 +46,37 @@ def anchors(detectors: Sequence[Detector]) -> list[str]:
     found: list[str] = []
     for d in dict.fromkeys(detectors):
         if d.spaced and d.anchor is not None:
-            found += in_progress(d.lead + (d.stream_rest if d.stream_rest is not None else d.rest),
-                                 d.lowered) or (d.anchor,)
+            found += heads_of(d) or (d.anchor,)
+    return list(dict.fromkeys(found))
+
+
+def heads_of(d: Detector) -> tuple[str, ...] | None:
+    """The detector's in-progress patterns (`regex_partial`), None when it cannot be followed."""
+    return in_progress(d.lead + (d.stream_rest if d.stream_rest is not None else d.rest), d.lowered)
+
+
+def first_chars(heads: Sequence[str]) -> str | None:
+    """A pattern of the first characters of these in-progress patterns (None: one starts otherwise)."""
+    firsts = [head_char(h) for h in heads]
+    return None if not all(firsts) else "|".join(dict.fromkeys(f for f in firsts if f))
+
+
+def reach(heads: Sequence[str]) -> int | None:
+    """How far before a match in progress its patterns read (None: unknown)."""
+    found = [reach_back(h) for h in heads]
+    return None if any(r is None for r in found) else max((r for r in found if r is not None), default=0)
+
+
+def words(detectors: Sequence[Detector]) -> list[str] | None:
+    """Where a match of a detector of one word (no spaces in its matches) may still be in progress at
+    the end of the text; None when one of them cannot be followed so (its last word is then held)."""
+    found: list[str] = []
+    for d in dict.fromkeys(detectors):
+        if not d.spaced:
+            heads = heads_of(d)
+            if heads is None:
+                return None
+            found += heads
     return list(dict.fromkeys(found))
 
 
@@ -85,3 +121,23 @@ class Starts(NamedTuple):
             return pos
         m = self.quick.search(text, pos)
         return None if m is None else m.start()
+
+
+def memo_search(pattern: re.Pattern[str], back: int | None, seen: dict[tuple[str, str], int], text: str,
+                 at: int) -> int | None:
+    """Where pattern first matches in text[at:] (None: nowhere). Remembered for short rests of text
+    with the `back` characters before them that the pattern may read (the same last words come back
+    all along a stream)."""
+    n = len(text)
+    if back is None or n - at > _MEMO_MAX:
+        m = pattern.search(text, at)
+        return None if m is None else m.start()
+    key = (text[max(0, at - back):at], text[at:])
+    found = seen.get(key)
+    if found is None:
+        m = pattern.search(text, at)
+        found = -1 if m is None else m.start() - at
+        if len(seen) >= _MEMO_SIZE:
+            seen.clear()
+        seen[key] = found
+    return None if found < 0 else at + found

@@ -6,7 +6,9 @@ characters before it as context for boundary checks) and cut where no later delt
 finding before the cut:
 
 - a one-word detector (keys, tokens, e-mail and IP addresses) can only be in progress in the last
-  whitespace-free run, so that run is held (at most the longest such match);
+  whitespace-free run: that run is held from where one of its matches may still be in progress
+  (`regex_partial`: "jumps" may begin an e-mail address, "jumps," may not; under `phone` alone no
+  word without digits is held), within its longest match of the end;
 - a detector whose matches may hold spaces (card and phone numbers, IBANs, `password = "…"`, PEM
   headers) is held from where one of its matches may still be in progress (`regex_partial`: after
   "call 415 555", not after "step 1 of"), within its longest match of the end; policy regexes,
@@ -72,26 +74,34 @@ class TextChannel:
         # Only the delta is searched for whitespace: the last word of what was held is known.
         space = _LAST_SPACE.match(delta)
         run = len(buf) - len(delta) + space.end() if space is not None else self.run
-        if not final and not run and len(buf) <= scanner.token_window:
-            self.pending = buf  # one word still being written: nothing to release or scan yet
-            return ""
         ctx = self.context
         text = ctx + buf
         base = len(ctx)
         n = len(text)
+        # one word that may still become a match: nothing to release or scan yet
+        word_cut = -1  # where a match of one word may be in progress (-1: not looked for yet)
+        if not final and not run:
+            if scanner.word is not None:
+                word_cut = scanner.word_hold(text, max(base, n - scanner.token_window))
+                if word_cut == base:
+                    self.pending = buf
+                    return ""
+            elif scanner.word_whole and len(buf) <= scanner.token_window:
+                self.pending = buf
+                return ""
         if (not final and self.anchored and len(buf) <= scanner.spaced_window and scanner.anchor is not None
                 and scanner.anchor.match(text, base)):
             self.pending = buf  # held from where a match may still be in progress: it still may
             self.run = run
             return ""
         self.anchored = False
-        cut = n if final else hold_from(scanner, n, base + run)
+        cut = n if final else hold_from(scanner, text, base + run, word_cut)
         if cut > base + run and not final and scanner.anchor is not None:
             # part of the last word goes (no detector of whole words, or a word longer than any):
             # a match may be in progress in it, which the search below does not look for
-            anchor = scanner.anchor.search(text, max(base + run, n - scanner.spaced_window))
-            if anchor is not None and anchor.start() < cut:
-                cut = anchor.start()
+            anchor = scanner.anchor_from(text, max(base + run, n - scanner.spaced_window))
+            if anchor is not None and anchor < cut:
+                cut = anchor
                 self.anchored = True
         if cut <= base:  # nothing can be released: nothing needs scanning yet
             self.pending = buf
@@ -101,9 +111,9 @@ class TextChannel:
         if quiet is None or quiet >= cut:
             return self._take(text, base, cut, run)
         if not final and scanner.anchor is not None:
-            anchor = scanner.anchor.search(text, max(quiet, n - scanner.spaced_window))
-            if anchor is not None and anchor.start() < cut:
-                cut = anchor.start()
+            anchor = scanner.anchor_from(text, max(quiet, n - scanner.spaced_window))
+            if anchor is not None and anchor < cut:
+                cut = anchor
                 self.anchored = True
                 if cut <= base:
                     self.pending = buf
@@ -201,10 +211,16 @@ class TextChannel:
         return "".join(parts)
 
 
-def hold_from(scanner: Scanner, n: int, run_start: int) -> int:
-    """Where to cut a text of n characters whose last word starts at run_start, before anchors:
-    everything before the cut can be decided now, whatever follows (but for an anchor before it)."""
+def hold_from(scanner: Scanner, text: str, run_start: int, word_cut: int = -1) -> int:
+    """Where to cut a text whose last word starts at run_start, before anchors: everything before the
+    cut can be decided now, whatever follows (but for an anchor before it). `word_cut`: where a match
+    of one word may be in progress, when already known."""
+    n = len(text)
     cut = max(run_start, n - scanner.token_window)
+    if scanner.word is not None:  # from where a match of one word may still be in progress
+        cut = word_cut if word_cut >= 0 else scanner.word_hold(text, cut)
+    elif not scanner.word_whole:
+        cut = n  # no detector of one word
     if scanner.unanchored_window:
         cut = min(cut, n - scanner.unanchored_window - LOOKAHEAD)
     return cut

@@ -130,6 +130,17 @@ class _Outbound:
             out += self.guard.finish()
         return out
 
+    def fail(self, error: list[bytes]) -> list[bytes]:
+        """The caller's closing events after the destination's stream ended badly: the text the guard
+        holds, scanned as final and sent (masked), then the `error` events (in the caller's format);
+        the guard's own error instead when that text is blocked."""
+        if self.guard is None:
+            return error
+        out = self.guard.finish()
+        if self.guard.blocked:
+            return out
+        return out + (self._guarded(error) if self.translator is not None else error)
+
     @property
     def blocked(self) -> bool:
         return self.guard is not None and self.guard.blocked
@@ -215,10 +226,10 @@ async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse
             destination_succeeded(ctx)
             await send(outbound.finish())
         if failure is not None:  # nothing may follow the error event
-            if translator is not None:
-                await send(translator.error(failure.status, failure_kind, failure.message))
-            else:
-                await send([stream_error(ctx.fmt.name, failure, ctx.request_id)])
+            # the text the output guard holds goes first, scanned as final (masked, or the block instead)
+            ending = (translator.error(failure.status, failure_kind, failure.message) if translator is not None
+                      else [stream_error(ctx.fmt.name, failure, ctx.request_id)])
+            await send(outbound.fail(ending))
         await response.write_eof()
     except (ClientGone, ConnectionResetError):
         ctx.status = 499
