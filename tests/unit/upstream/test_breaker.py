@@ -1,3 +1,8 @@
+"""The circuit breakers on their own (`sidegate.upstream.breaker`), on an injected clock: consecutive
+failures open a destination's breaker, one half-open probe after the cool-down, success closes it.
+The same breakers inside the real app (skipped destinations, fallbacks, streams cut, 503 when all are
+open): tests/e2e/test_breaker_e2e.py."""
+
 from sidegate.upstream.breaker import Breakers
 
 KEY = ("openai", "gpt-5")

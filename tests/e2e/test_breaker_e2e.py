@@ -3,7 +3,8 @@ a row is skipped (recorded as `circuit_open`, nothing sent to it) until `cooldow
 then exactly one request probes it (half-open) while the others keep skipping it; the probe's
 success closes the breaker, its failure opens it for another cool-down.
 
-The app's breakers get a clock the test moves, so cool-downs pass without sleeping."""
+The app's breakers get a clock the test moves, so cool-downs pass without sleeping. The breakers on
+their own: tests/unit/upstream/test_breaker.py."""
 
 from __future__ import annotations
 
