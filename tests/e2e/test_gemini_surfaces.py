@@ -27,7 +27,7 @@ UPSTREAM_KEY = "upstream-gem-key"
 GEMINI_CLI_UA = "GeminiCLI/0.15.0 (linux; x64)"
 JSON = {"content-type": "application/json"}
 
-# The fake's default usageMetadata (see tests/fakes/fixtures/gemini_wire.py), normalised: output
+# The fake's default usageMetadata (see tests/support/fakes/fixtures/gemini_wire.py), normalised: output
 # counts candidates + thoughts, reasoning is the thoughts, cache reads are cachedContentTokenCount.
 DEFAULT_ROW_TOKENS = {
     "input_tokens": 9,

@@ -3,7 +3,7 @@ their GenAI attributes, parenting under the caller's `traceparent`, the context 
 guardrail and rate-limit events, error status, and content captured only when asked.
 
 Spans go through the production batching path into an in-memory exporter (`Tracing.exporting_to`).
-The OTLP/HTTP export path itself is in tests/test_tracing_export.py.
+The OTLP/HTTP export path itself is in tests/e2e/test_tracing_export.py.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The harness of the fault suite (tests/test_faults_*.py): the caller formats and their wire
+"""The harness of the fault suite (tests/e2e/test_faults_*.py): the caller formats and their wire
 checks, a sidegate in process whose destinations are `FaultyUpstream`s, and the checks every
 fault case ends with (one usage row per request id, the process still healthy).
 

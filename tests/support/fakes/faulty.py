@@ -5,7 +5,7 @@ bodies, cut a stream, split its bytes at chosen positions, compress them.
 
 Each request gets the reply named by its `x-fault` header (`named`: concurrent requests each get
 their own), else the next scripted reply (FIFO), or, when none is queued, the provider's realistic
-default answer built from the wire fixtures (`tests/fakes/fixtures`). A reply is a list of parts:
+default answer built from the wire fixtures (`tests/support/fakes/fixtures`). A reply is a list of parts:
 bytes are written (then drained), a float sleeps that many seconds, HANG stays silent until the
 client goes away or the fake closes, CLOSE ends the connection (FIN), RESET aborts it (RST).
 
