@@ -7,6 +7,7 @@ table and the formats it misses or has too many."""
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ def imported(name: str, path: Path, known: Iterable[str]) -> set[str]:
     return {m for m in found if m in known and m != name}
 
 
+@functools.cache
 def import_graph() -> dict[str, set[str]]:
     found = modules()
     return {name: imported(name, path, found) for name, path in found.items()}

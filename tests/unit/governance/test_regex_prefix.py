@@ -78,6 +78,7 @@ def test_any_of_finds_the_first_start_of_any() -> None:
     assert any_of(["abc", ""]) is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("detect", [ALL, DetectorSet(secrets=True), DetectorSet(pii=["email", "phone"]),
                                     DetectorSet(keywords=["internal only", "ünïcödé"])])
 def test_stream_scanner_never_skips_a_finding(detect: DetectorSet) -> None:

@@ -141,6 +141,7 @@ def check_stream(kind: str, text: str, chunks: list[str], holds: bool = True) ->
     assert "".join(out) == mask_text(text, whole.plan.output.scanner.scan(text)), (kind, chunks)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", sorted(GUARDRAILS))
 def test_random_chunkings_send_the_whole_text_masked_and_hold_exactly_what_may_still_match(kind: str) -> None:
     # 10 detector sets x 25 texts x 30 chunkings: 7,500 random chunkings, the holds of 1,000 of them
