@@ -215,6 +215,12 @@ def overriding(method: str) -> Callable[[], set[str]]:
     return read
 
 
+def keyed(path: str, expected: frozenset[str], why: str,
+          read: Callable[[str], Callable[[], Iterable[str]]] = keys_of) -> Table:
+    """The table at `path` (module.attribute), its keys read by `read`."""
+    return Table(path, read(path), expected, why)
+
+
 def families_of_formats() -> set[str]:
     return {fmt.family for fmt in attr("sidegate.ingress.registry.FORMATS")().values()}
 
@@ -233,14 +239,14 @@ def provider_paths(path: str) -> Callable[[], set[str]]:
     return lambda: {key[0] if isinstance(key, tuple) else key for key in attr(path)()}
 
 
+FAMILY_NAMES = frozenset({"openai", "anthropic", "gemini"})
+PROVIDERS = "sidegate.upstream.providers"
 TABLES = [
-    Table("sidegate.ingress.registry.FORMATS", keys_of("sidegate.ingress.registry.FORMATS"), apis.ALL,
-          "every format has its descriptor"),
+    keyed("sidegate.ingress.registry.FORMATS", apis.ALL, "every format has its descriptor"),
     Table("paths served (ingress.registry SURFACES and GEMINI_METHODS)", surface_formats, apis.ALL,
           "every format has a path callers reach"),
-    Table("sidegate.ingress.registry.FAMILIES", keys_of("sidegate.ingress.registry.FAMILIES"),
-          frozenset({"openai", "anthropic", "gemini"}), "one error shape per provider family"),
-    Table("families named by the formats", families_of_formats, frozenset({"openai", "anthropic", "gemini"}),
+    keyed("sidegate.ingress.registry.FAMILIES", FAMILY_NAMES, "one error shape per provider family"),
+    Table("families named by the formats", families_of_formats, FAMILY_NAMES,
           "each format renders its errors in a family FAMILIES has"),
     Table("usage readers (ApiFormat.usage_from_json)", overriding("usage_from_json"),
           frozenset({CHAT, RESPONSES, EMBEDDINGS, MESSAGES, GENERATE}),
@@ -249,47 +255,34 @@ TABLES = [
           "only the generating formats stream"),
     Table("answer text counters (ApiFormat.response_text_chars)", overriding("response_text_chars"), GENERATING,
           "only generated answers hold text"),
-    Table("sidegate.telemetry.stream_aggregate.AGGREGATORS",
-          keys_of("sidegate.telemetry.stream_aggregate.AGGREGATORS"), GENERATING, "only these formats stream"),
-    Table("sidegate.governance.stream_guard.FORMATS", keys_of("sidegate.governance.stream_guard.FORMATS"),
-          GENERATING, "output guardrails scan streams of generated text"),
-    Table("sidegate.governance.texts.INPUT", keys_of("sidegate.governance.texts.INPUT"), CALLS,
+    keyed("sidegate.telemetry.stream_aggregate.AGGREGATORS", GENERATING, "only these formats stream"),
+    keyed("sidegate.governance.stream_guard.FORMATS", GENERATING, "output guardrails scan streams of generated text"),
+    keyed("sidegate.governance.texts.INPUT", CALLS,
           "input guardrails scan every body a model reads; the model list has none"),
-    Table("sidegate.governance.texts.OUTPUT", keys_of("sidegate.governance.texts.OUTPUT"), GENERATING,
+    keyed("sidegate.governance.texts.OUTPUT", GENERATING,
           "output guardrails scan generated text; counts and embeddings have none"),
-    Table("sidegate.governance.token_estimate.OUTPUT_CAPS",
-          keys_of("sidegate.governance.token_estimate.OUTPUT_CAPS"), CALLS - COUNTS,
+    keyed("sidegate.governance.token_estimate.OUTPUT_CAPS", CALLS - COUNTS,
           "count calls and the model list consume no tokens"),
-    Table("sidegate.telemetry.genai.OPERATIONS", keys_of("sidegate.telemetry.genai.OPERATIONS"), CALLS,
-          "the model list is no GenAI operation"),
-    Table("sidegate.telemetry.genai.FINISH_REASONS", keys_of("sidegate.telemetry.genai.FINISH_REASONS"),
-          GENERATING, "only generated answers say why they stopped"),
-    Table("sidegate.translate.registry.CODECS", keys_of("sidegate.translate.registry.CODECS"), CALLS,
-          "the model list is answered by sidegate, never translated"),
-    Table("sidegate.translate.registry.PREFERENCES", keys_of("sidegate.translate.registry.PREFERENCES"), CALLS,
-          "every translatable caller format has its destinations"),
-    Table("sidegate.upstream.mock.SUPPORTED_APIS", keys_of("sidegate.upstream.mock.SUPPORTED_APIS"), CALLS,
+    keyed("sidegate.telemetry.genai.OPERATIONS", CALLS, "the model list is no GenAI operation"),
+    keyed("sidegate.telemetry.genai.FINISH_REASONS", GENERATING, "only generated answers say why they stopped"),
+    keyed("sidegate.translate.registry.CODECS", CALLS, "the model list is answered by sidegate, never translated"),
+    keyed("sidegate.translate.registry.PREFERENCES", CALLS, "every translatable caller format has its destinations"),
+    keyed("sidegate.upstream.mock.SUPPORTED_APIS", CALLS,
           "the mock answers every call a provider answers; the model list is sidegate's"),
-    Table("sidegate.upstream.mock_validate.CHECKS", keys_of("sidegate.upstream.mock_validate.CHECKS"), CALLS,
-          "the mock refuses bad requests of every format it answers"),
-    Table("sidegate.upstream.providers.ALL_APIS", keys_of("sidegate.upstream.providers.ALL_APIS"), apis.ALL,
-          "some provider kind serves every format"),
-    Table("sidegate.upstream.providers.OPENAI_PATHS", provider_paths("sidegate.upstream.providers.OPENAI_PATHS"),
-          family_members("openai"), "an OpenAI server speaks the openai formats only"),
-    Table("sidegate.upstream.providers.ANTHROPIC_PATHS",
-          provider_paths("sidegate.upstream.providers.ANTHROPIC_PATHS"), family_members("anthropic"),
-          "an Anthropic server speaks the anthropic formats only"),
-    Table("sidegate.upstream.providers.GEMINI_METHODS",
-          provider_paths("sidegate.upstream.providers.GEMINI_METHODS"), family_members("gemini"),
-          "a Gemini server speaks the gemini formats only"),
+    keyed("sidegate.upstream.mock_validate.CHECKS", CALLS, "the mock refuses bad requests of every format it answers"),
+    keyed(f"{PROVIDERS}.ALL_APIS", apis.ALL, "some provider kind serves every format"),
+    *(keyed(f"{PROVIDERS}.{table}", family_members(family), f"a {family} server speaks the {family} formats only",
+            provider_paths)
+      for table, family in (("OPENAI_PATHS", "openai"), ("ANTHROPIC_PATHS", "anthropic"),
+                            ("GEMINI_METHODS", "gemini"))),
 ]
 
 
 def test_every_format_is_named_in_all() -> None:
     names = {getattr(apis, n) for n in dir(apis) if n.isupper() and isinstance(getattr(apis, n), str)}
     assert names == apis.ALL
-    assert all(family_members(f) for f in ("openai", "anthropic", "gemini"))
-    assert set().union(*(family_members(f) for f in ("openai", "anthropic", "gemini"))) == apis.ALL
+    assert all(family_members(f) for f in FAMILY_NAMES)
+    assert set().union(*(family_members(f) for f in FAMILY_NAMES)) == apis.ALL
 
 
 @pytest.mark.parametrize("table", TABLES, ids=str)
