@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from sidegate.translate import anthropic_messages, gemini_generate
+from sidegate.translate.fields import obj_field
 from sidegate.translate.neutral import Media, Request, Text, Thinking, ToolCall, ToolResult
 
 PER_MESSAGE = 3
@@ -80,8 +81,8 @@ _GEMINI_COUNT_FIELDS = frozenset({"contents", "systemInstruction", "tools", "too
 
 
 def gemini_decode_request(body: dict[str, Any], stream: bool) -> Request:
-    inner = body.get("generateContentRequest")
-    return gemini_generate.decode_request(inner if isinstance(inner, dict) else body, False)
+    inner = obj_field(body, "generateContentRequest")
+    return gemini_generate.decode_request(inner if inner is not None else body, False)
 
 
 def gemini_encode(req: Request, model: str, stream: bool, stream_usage: bool) -> dict[str, Any]:

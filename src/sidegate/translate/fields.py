@@ -127,7 +127,7 @@ def int_field(obj: dict[str, Any], key: str, parent: str = "", low: int = 0, hig
 
 def num_field(obj: dict[str, Any], key: str, parent: str = "") -> float | None:
     value = obj.get(key)
-    if value is None or type(value) is float and math.isfinite(value):
+    if value is None or (type(value) is float and math.isfinite(value)):
         return value
     return want_num(value, field_name(parent, key))
 
