@@ -22,8 +22,11 @@ def unsupported(field: str, dest: str, why: str = "") -> TranslationError:
                                    "that speaks the caller's API")
 
 
+INVALID_FIELD = "invalid_request_field"  # a caller field of the wrong JSON type, or a value out of range
+
+
 def invalid(field: str, message: str) -> TranslationError:
-    return TranslationError(field, message, code="invalid_request")
+    return TranslationError(field, message, code=INVALID_FIELD)
 
 
 # Neutral error kinds. Each codec maps its provider's error types onto these and back.

@@ -18,9 +18,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from sidegate.translate.errors import INVALID_FIELD as CODE
 from sidegate.translate.errors import TranslationError
 
-CODE = "invalid_request_field"
 MAX_INT = 2**63 - 1
 _MAX_FLOAT = 2.0**63  # a float at or above this does not fit a signed 64-bit integer
 

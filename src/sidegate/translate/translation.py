@@ -11,7 +11,7 @@ from sidegate.ingress.base import TokenUsage
 from sidegate.translate import neutral as n
 from sidegate.translate.codec import Codec, StreamDecoder, StreamEncoder
 from sidegate.translate.count_tokens import estimate
-from sidegate.translate.errors import TranslationError, unsupported
+from sidegate.translate.errors import INVALID_FIELD, TranslationError, unsupported
 from sidegate.translate.registry import CODECS, ESTIMATE
 
 
@@ -92,7 +92,10 @@ class Translation:
     def request(self, body: dict[str, Any]) -> dict[str, Any]:
         """The caller's body as the destination's body (the model set to `dest_model`; for Gemini
         destinations the model and the streaming choice go in the URL, see `dest_stream`).
-        Raises TranslationError (400, naming the field) for what the destination cannot express."""
+        Raises TranslationError (400, naming the field) for what the destination cannot express
+        and for caller fields of the wrong JSON type."""
+        if not isinstance(body, dict):
+            raise TranslationError("body", "must be a JSON object", code=INVALID_FIELD)
         self.neutral = self.caller.decode_request(body, self.streaming)  # type: ignore[misc]
         choice = getattr(self.neutral, "tool_choice", None)
         if choice is not None and choice.mode == "tool" and choice.name not in {t.name for t in self.neutral.tools}:
