@@ -35,7 +35,7 @@ FUZZ = settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database
 EMBED = {"input": ["first", "second ✓"], "dimensions": 8, "encoding_format": "float"}
 GEMINI_EMBED = {"content": {"parts": [{"text": "hello"}]}, "outputDimensionality": 8, "taskType": "RETRIEVAL_QUERY"}
 GEMINI_BATCH = {"requests": [{"model": "models/e", "content": {"parts": [{"text": "a"}]}, "outputDimensionality": 8},
-                             {"model": "models/e", "content": {"parts": [{"text": "b"}]}}]}
+                             {"model": "models/e", "content": {"parts": [{"text": "b"}]}, "outputDimensionality": 8}]}
 ANTHROPIC_COUNT = {k: v for k, v in fx.ANTHROPIC["claude_code_like"].items() if k not in ("max_tokens", "stream")}
 GEMINI_COUNT = {"generateContentRequest": {"model": "models/g", **fx.GEMINI["cli_like"]}}
 

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from sidegate.translate import anthropic_messages, gemini_generate
-from sidegate.translate.fields import obj_field
+from sidegate.translate.fields import int_field, obj_field
 from sidegate.translate.neutral import Media, Request, Text, Thinking, ToolCall, ToolResult
 
 PER_MESSAGE = 3
@@ -67,8 +67,7 @@ def anthropic_encode(req: Request, model: str, stream: bool, stream_usage: bool)
 
 
 def anthropic_decode_response(obj: dict[str, Any]) -> Count:
-    tokens = obj.get("input_tokens")
-    return Count(tokens if isinstance(tokens, int) else 0)
+    return Count(int_field(obj, "input_tokens") or 0)
 
 
 def anthropic_encode_response(count: Count, req: Request, model: str) -> dict[str, Any]:
@@ -92,8 +91,7 @@ def gemini_encode(req: Request, model: str, stream: bool, stream_usage: bool) ->
 
 
 def gemini_decode_response(obj: dict[str, Any]) -> Count:
-    tokens = obj.get("totalTokens")
-    return Count(tokens if isinstance(tokens, int) else 0)
+    return Count(int_field(obj, "totalTokens") or 0)
 
 
 def gemini_encode_response(count: Count, req: Request, model: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from sidegate.ingress.base import TokenUsage, as_int
 from sidegate.translate.errors import invalid, unsupported
-from sidegate.translate.fields import int_field, objects, str_field, want_str, wrong
+from sidegate.translate.fields import int_field, objects, out_of_range, str_field, want_list, want_num, want_str, wrong
 
 CHARS_PER_TOKEN = 4
 
@@ -72,18 +72,25 @@ def openai_encode_request(req: EmbedRequest, model: str, stream: bool, stream_us
     return body
 
 
-def _vector(value: Any) -> list[float]:
+def _vector(value: Any, field: str) -> list[float]:
+    """An embedding: an array of numbers, or (OpenAI's base64 encoding) little-endian float32 bytes."""
     if isinstance(value, str):
-        raw = base64.b64decode(value)
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except ValueError:  # binascii.Error is one
+            raise wrong(field, "an array of numbers or base64 text", value) from None
+        if len(raw) % 4:
+            raise out_of_range(field, "whole float32 values (a multiple of 4 bytes)")
         return list(struct.unpack(f"<{len(raw) // 4}f", raw))
-    return [float(x) for x in value or ()]
+    return [float(want_num(x, f"{field}[{i}]")) for i, x in enumerate(want_list(value, field) if value else ())]
 
 
 def openai_decode_response(obj: dict[str, Any]) -> Embeddings:
-    data = sorted((d for d in obj.get("data") or () if isinstance(d, dict)), key=lambda d: as_int(d.get("index")))
+    items = [(int_field(d, "index", where) or 0, where, d) for where, d in objects(obj, "data")]
+    items.sort(key=lambda item: item[0])
     usage = obj.get("usage")
     tokens = TokenUsage(input=as_int(usage.get("prompt_tokens"))) if isinstance(usage, dict) else None
-    return Embeddings([_vector(d.get("embedding")) for d in data], tokens)
+    return Embeddings([_vector(d.get("embedding"), f"{where}.embedding") for _, where, d in items], tokens)
 
 
 def openai_encode_response(answer: Embeddings, req: EmbedRequest, model: str) -> dict[str, Any]:
@@ -146,7 +153,7 @@ def _gemini_usage(obj: dict[str, Any]) -> TokenUsage | None:
 
 
 def gemini_decode_batch_response(obj: dict[str, Any]) -> Embeddings:
-    vectors = [_vector(e.get("values")) for e in obj.get("embeddings") or () if isinstance(e, dict)]
+    vectors = [_vector(e.get("values"), f"{where}.values") for where, e in objects(obj, "embeddings")]
     return Embeddings(vectors, _gemini_usage(obj))
 
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import orjson
+
 from sidegate.translate.errors import INVALID_FIELD as CODE
 from sidegate.translate.errors import TranslationError
 
@@ -174,3 +176,13 @@ def str_list(obj: dict[str, Any], key: str, parent: str = "", *, single: bool = 
     if items is None:
         raise wrong(name, "a string or an array of strings", value)
     return [want_str(item, f"{name}[{i}]") for i, item in enumerate(items)]
+
+
+def event_object(data: bytes) -> dict[str, Any]:
+    """A stream event's JSON object (the translation entry point reports a refusal here as the
+    upstream's unreadable answer)."""
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise TranslationError("data", "the event's data is not valid JSON", code=CODE) from None
+    return want_obj(obj, "data")
