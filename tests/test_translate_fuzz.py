@@ -88,7 +88,8 @@ DEST_STREAMS[apis.ANTHROPIC_MESSAGES].append(_events(anthropic_wire.message_sse(
 DEST_STREAMS[apis.GEMINI_GENERATE].append(_events(gemini_wire.stream_sse("g", {})))
 
 # JSON as orjson reads it: integers within 64 bits (larger ones arrive as floats), finite floats.
-SCALARS = (st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+SCALARS = (st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1)
+           | st.floats(allow_nan=False, allow_infinity=False)
            | st.sampled_from([0, 1, -1, 10.5, 10.0, 1e20, 2**63, "", "x", "hot", "10", "model", "user", "text"])
            | st.text(max_size=8))
 # What a mutation puts in place of a value: mostly a scalar or a shallow container of another type.
