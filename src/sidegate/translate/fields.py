@@ -160,8 +160,16 @@ def list_field(obj: dict[str, Any], key: str, parent: str = "") -> list[Any]:
 
 def objects(obj: dict[str, Any], key: str, parent: str = "") -> list[tuple[str, dict[str, Any]]]:
     """The array of objects at `key` as (path of the item, item), empty when not given."""
+    items = list_field(obj, key, parent)
+    if not items:
+        return []
     name = field_name(parent, key)
-    return [(f"{name}[{i}]", want_obj(item, f"{name}[{i}]")) for i, item in enumerate(list_field(obj, key, parent))]
+    out = []
+    for i, item in enumerate(items):
+        if type(item) is not dict:
+            raise wrong(f"{name}[{i}]", "an object", item)
+        out.append((f"{name}[{i}]", item))
+    return out
 
 
 def str_list(obj: dict[str, Any], key: str, parent: str = "", *, single: bool = False) -> list[str]:
