@@ -31,6 +31,7 @@ from sidegate.translate.fields import (
     wrong,
 )
 from sidegate.translate.neutral import (
+    PLAIN_CHOICES,
     Media,
     Message,
     Part,
@@ -190,8 +191,10 @@ def _tools(body: dict[str, Any]) -> list[Tool]:
 def _tool_choice(raw: Any) -> ToolChoice | None:
     if raw is None:
         return None
-    if raw in ("auto", "none", "required"):
-        return ToolChoice(raw)
+    if isinstance(raw, str) and raw in PLAIN_CHOICES:
+        return ToolChoice(PLAIN_CHOICES[raw])
+    if not isinstance(raw, str | dict):
+        raise wrong("tool_choice", "a string or an object", raw)
     if isinstance(raw, dict) and raw.get("type") == "function":
         fn = obj_field(raw, "function", "tool_choice")
         if fn is not None:

@@ -34,6 +34,7 @@ from sidegate.translate.fields import (
     wrong,
 )
 from sidegate.translate.neutral import (
+    PLAIN_CHOICES,
     Media,
     Message,
     Part,
@@ -216,8 +217,10 @@ def _tools(body: dict[str, Any], dropped: list[str]) -> list[Tool]:
 def _tool_choice(raw: Any) -> ToolChoice | None:
     if raw is None:
         return None
-    if raw in ("auto", "none", "required"):
-        return ToolChoice(raw)
+    if isinstance(raw, str) and raw in PLAIN_CHOICES:
+        return ToolChoice(PLAIN_CHOICES[raw])
+    if not isinstance(raw, str | dict):
+        raise wrong("tool_choice", "a string or an object", raw)
     if isinstance(raw, dict) and raw.get("type") in ("function", "custom") and raw.get("name"):
         name = want_str(raw["name"], "tool_choice.name")
         namespace = str_field(raw, "namespace", "tool_choice")
