@@ -142,17 +142,27 @@ def test_unreadable_answers_are_a_502_naming_the_field() -> None:
     assert status == 500 and error["error"]["type"] == "api_error"
 
 
-def test_unreadable_stream_events_are_a_502() -> None:
+def test_an_unreadable_stream_event_ends_the_callers_stream_with_its_error_event() -> None:
     translation = Translation(apis.OPENAI_CHAT, apis.GEMINI_GENERATE, "m", "dest-m", True)
     translation.request({**CHAT, "stream": True})
     stream = translation.stream()
     assert stream.feed(None, b'{"candidates": [{"content": {"parts": [{"text": "Hel"}]}}]}')
-    with pytest.raises(UnreadableAnswer, match=r"candidates\[0\]\.content\.parts\[0\]\.text: must be a string"):
-        stream.feed(None, b'{"candidates": [{"content": {"parts": [{"text": 5}]}}]}')
-    with pytest.raises(UnreadableAnswer, match="not valid JSON"):
-        stream.feed(None, b"<html>")
-    blocks = stream.error(502, "server", "the upstream answer is not readable")
-    assert orjson.loads(blocks[0][len(b"data: "):])["error"]["type"] == "server_error"
+    blocks = stream.feed(None, b'{"candidates": [{"content": {"parts": [{"text": 5}]}}]}')
+    assert stream.failure is not None and (stream.failure.status, stream.failure.code) == (
+        502, "upstream_invalid_response")
+    assert "candidates[0].content.parts[0].text: must be a string" in stream.failure.message
+    error = orjson.loads(blocks[-1][len(b"data: "):])["error"]
+    assert error["type"] == "server_error" and error["message"] == stream.failure.message
+    assert stream.feed(None, b'{"candidates": [{"content": {"parts": [{"text": "lo"}]}}]}') == []
+    assert stream.finish() == []  # no [DONE] after the error: the SDK raises
+
+
+def test_a_stream_event_that_is_not_json_is_unreadable() -> None:
+    translation = Translation(apis.GEMINI_GENERATE, apis.ANTHROPIC_MESSAGES, "m", "dest-m", True)
+    translation.request(GEMINI)
+    stream = translation.stream()
+    assert stream.feed("error", b"<html>") != [] and stream.failure is not None
+    assert "not valid JSON" in stream.failure.message
 
 
 # ---------------------------------------------------------------- end to end, the issue's examples
@@ -249,3 +259,18 @@ async def test_unreadable_answer_is_a_502_in_the_callers_shape(gateway: GatewayF
     assert info.value.body["error"]["code"] == "upstream_invalid_response"  # type: ignore[index]
     row = await gw.row()
     assert (row["status_code"], row["error_code"]) == (502, "upstream_invalid_response")
+
+
+async def test_unreadable_stream_event_ends_the_anthropic_sdk_stream(gateway: GatewayFactory,
+                                                                     fake_upstream: Any) -> None:
+    fake = await fake_upstream("openai")
+    events = openai_wire.chat_sse({"model": "gpt-5"})
+    bad = b'data: {"id": "x", "choices": [{"index": 0, "delta": {"content": 5}}]}\n\n'
+    fake.reply(200, sse=[*events[:2], bad, *events[2:]])
+    gw = await serve(gateway, fake)
+    with pytest.raises(anthropic.APIStatusError) as info:
+        async with claude(gw.base).messages.stream(model="claude-sonnet-4-5", max_tokens=10,
+                                                   messages=[{"role": "user", "content": "hi"}]) as stream:
+            async for _ in stream:
+                pass
+    assert "choices[0].delta.content: must be a string" in str(info.value)

@@ -11,33 +11,37 @@ from sidegate.ingress.base import TokenUsage
 from sidegate.translate import neutral as n
 from sidegate.translate.codec import Codec, StreamDecoder, StreamEncoder
 from sidegate.translate.count_tokens import estimate
-from sidegate.translate.errors import INVALID_FIELD, TranslationError, UnreadableAnswer, unsupported
+from sidegate.translate.errors import INVALID_FIELD, SERVER, TranslationError, UnreadableAnswer, unsupported
 from sidegate.translate.registry import CODECS, ESTIMATE
 
 
 class StreamTranslator:
     """Per-stream state: destination SSE events in, the caller's SSE event blocks out."""
 
-    __slots__ = ("_api", "_decoder", "_encoder", "usage")
+    __slots__ = ("_api", "_decoder", "_encoder", "failure", "usage")
 
     def __init__(self, decoder: StreamDecoder, encoder: StreamEncoder, dest_api: str = "") -> None:
         self._api = dest_api
         self._decoder = decoder
         self._encoder = encoder
         self.usage: TokenUsage | None = None  # the destination's usage as far as seen, neutral form
+        # Set when a destination event could not be read (not JSON, a field of the wrong type): the
+        # caller's stream then got its error event and ended; nothing more is translated.
+        self.failure: UnreadableAnswer | None = None
 
     def feed(self, event: str | None, data: bytes) -> list[bytes]:
         """One destination event (its `event:` name and joined `data:` payload) → zero or more
-        complete caller event blocks, each ending with its blank line. Raises UnreadableAnswer
-        (502 upstream_invalid_response) for an event that is not the destination's (not JSON, a
-        field of the wrong type): end the caller's stream with `error(...)` then."""
-        if not data:
+        complete caller event blocks, each ending with its blank line. An event that is not the
+        destination's ends the caller's stream with its error event and sets `failure` (a 502
+        `upstream_invalid_response`; before the caller's first byte a relay may fall back instead)."""
+        if not data or self.failure is not None:
             return []
         out: list[bytes] = []
         try:
             events = self._decoder.feed(event, data)
         except TranslationError as err:
-            raise UnreadableAnswer(self._api, err.message) from None
+            self.failure = UnreadableAnswer(self._api, err.message)
+            return self.error(self.failure.status, SERVER, self.failure.message)
         for ev in events:
             if isinstance(ev, n.UsageUpdate) or (isinstance(ev, n.Start) and ev.usage is not None):
                 self.usage = ev.usage
