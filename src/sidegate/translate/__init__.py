@@ -15,8 +15,9 @@ Decoders read every caller field through the typed readers of `fields`: a field 
 type (a string where a number goes, `true` as a token limit, `10.5` or `1e20` as an integer) is a
 400 `invalid_request_field` naming it by its JSON path. The same readers read destination answers;
 there a wrong type means the upstream's answer is unreadable: `errors.UnreadableAnswer`, a 502
-`upstream_invalid_response`, raised by `Translation.response` and `StreamTranslator.feed`. Codecs
-raise nothing but `GatewayError`s (a property test feeds them random and mutated JSON).
+`upstream_invalid_response`, raised by `Translation.response`; in a stream `StreamTranslator.feed`
+ends the caller's stream with its error event and keeps the failure in `failure`. Codecs raise
+nothing but `GatewayError`s (a property test feeds them random and mutated JSON).
 
 Everything here is pure: functions of dicts and bytes, no I/O. Per-request state lives in a
 `Translation`, per-stream state in its `StreamTranslator`. `registry` holds the pair matrix and
