@@ -23,13 +23,22 @@ from hypothesis import strategies as st
 from tests.fakes import anthropic_wire, gemini_wire, openai_wire
 from tests.translate_fixtures import answers as ax
 from tests.translate_fixtures import requests as fx
+from tests.translate_fixtures.schema_check import (
+    anthropic_count_problems,
+    anthropic_messages_problems,
+    gemini_batch_embed_problems,
+    gemini_count_problems,
+    gemini_generate_problems,
+    openai_chat_problems,
+    openai_embeddings_problems,
+)
 
 from sidegate import apis
 from sidegate.errors import GatewayError
 from sidegate.translate import ESTIMATE, Translation
 from sidegate.translate.registry import CODECS, pairs
 
-EXAMPLES = int(os.environ.get("SIDEGATE_FUZZ_EXAMPLES", "60"))  # raise it locally for a longer hunt
+EXAMPLES = int(os.environ.get("SIDEGATE_FUZZ_EXAMPLES", "50"))  # raise it locally for a longer hunt
 FUZZ = settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -163,6 +172,11 @@ def bodies_for(sample: list[dict[str, Any]]) -> st.SearchStrategy[Any]:
     return mutations(sample) | random_bodies(sample)
 
 
+# What the destination's documented schema says of a translated body (what sidegate sends).
+SCHEMAS = {apis.OPENAI_CHAT: openai_chat_problems, apis.ANTHROPIC_MESSAGES: anthropic_messages_problems,
+           apis.GEMINI_GENERATE: gemini_generate_problems, apis.OPENAI_EMBEDDINGS: openai_embeddings_problems,
+           apis.GEMINI_BATCH_EMBED: gemini_batch_embed_problems, apis.ANTHROPIC_COUNT_TOKENS: anthropic_count_problems,
+           apis.GEMINI_COUNT_TOKENS: gemini_count_problems}
 REQUEST_PAIRS = pairs()
 ANSWER_PAIRS = [(c, d) for c, d in REQUEST_PAIRS if d != ESTIMATE]
 STREAM_PAIRS = [(c, d) for c, d in ANSWER_PAIRS
@@ -183,6 +197,8 @@ def _request(caller: str, dest: str, body: Any, stream: bool = False) -> Transla
         assert err.param, f"{err.code}: {err.message} names no field"
         return None
     orjson.dumps(out)  # what forward sends: must serialise
+    if dest in SCHEMAS:
+        assert SCHEMAS[dest](out) == [], body
     if translation.local:
         orjson.dumps(translation.answer_locally()[1])
     return translation
