@@ -102,12 +102,6 @@ def want_num(value: Any, name: str) -> float:
     raise out_of_range(name, "a finite number within the 64-bit range")
 
 
-def want_bool(value: Any, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    raise wrong(name, "true or false", value)
-
-
 # ---------------------------------------------------------------- fields of an object (None: not given)
 
 
@@ -177,13 +171,12 @@ def str_list(obj: dict[str, Any], key: str, parent: str = "", *, single: bool = 
     value = obj.get(key)
     if value is None:
         return []
-    name = field_name(parent, key)
     if single and isinstance(value, str):
         return [value]
-    items = want_list(value, name) if not single or isinstance(value, list) else None
-    if items is None:
-        raise wrong(name, "a string or an array of strings", value)
-    return [want_str(item, f"{name}[{i}]") for i, item in enumerate(items)]
+    name = field_name(parent, key)
+    if not isinstance(value, list):
+        raise wrong(name, "a string or an array of strings" if single else "an array of strings", value)
+    return [want_str(item, f"{name}[{i}]") for i, item in enumerate(value)]
 
 
 def event_object(data: bytes) -> dict[str, Any]:
