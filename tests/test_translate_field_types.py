@@ -274,3 +274,26 @@ async def test_unreadable_stream_event_ends_the_anthropic_sdk_stream(gateway: Ga
             async for _ in stream:
                 pass
     assert "choices[0].delta.content: must be a string" in str(info.value)
+
+
+def test_empty_media_type_reads_as_not_given() -> None:
+    """Found by the property test: an empty mimeType made the image a document with no type."""
+    from tests.translate_fixtures.schema_check import anthropic_messages_problems, openai_chat_problems
+
+    body = with_value(GEMINI, ("contents", 0, "parts", 0), {"inlineData": {"mimeType": "", "data": "AAAA"}})
+    chat = translate(apis.GEMINI_GENERATE, body)
+    assert openai_chat_problems(chat) == []
+    assert chat["messages"][0]["content"][0]["image_url"]["url"] == "data:image/jpeg;base64,AAAA"
+    messages = translate(apis.GEMINI_GENERATE, body, apis.ANTHROPIC_MESSAGES)
+    assert anthropic_messages_problems(messages) == []
+    assert messages["messages"][0]["content"][0]["source"]["media_type"] == "image/jpeg"
+
+
+@pytest.mark.parametrize("count", [-1, 2**64 - 1])
+def test_absurd_usage_counts_are_unreadable(count: int) -> None:
+    """Found by the property test: counts near 2**64 summed past what JSON encoders take."""
+    translation = Translation(apis.OPENAI_CHAT, apis.GEMINI_GENERATE, "m", "dest-m", False)
+    translation.request(CHAT)
+    answer = {"candidates": [{"content": {"parts": [{"text": "hi"}]}}], "usageMetadata": {"promptTokenCount": count}}
+    with pytest.raises(UnreadableAnswer, match="usageMetadata: must be token counts between 0 and"):
+        translation.response(200, answer)

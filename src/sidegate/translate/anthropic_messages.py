@@ -72,7 +72,7 @@ def _source(source: Any, field: str) -> Media:
     source = want_obj(source, field)
     kind = str_field(source, "type", field)
     if kind == "base64":
-        return Media(str_field(source, "media_type", field), data=str_field(source, "data", field) or "")
+        return Media(str_field(source, "media_type", field) or None, data=str_field(source, "data", field) or "")
     if kind == "url":
         url = want_str(source.get("url"), f"{field}.url")
         return Media(guess_type(url), url=url)

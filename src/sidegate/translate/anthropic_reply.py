@@ -11,7 +11,7 @@ from sidegate.ingress.base import TokenUsage, as_int
 from sidegate.translate import carry
 from sidegate.translate import errors as e
 from sidegate.translate import neutral as n
-from sidegate.translate.fields import obj_field, objects, str_field
+from sidegate.translate.fields import checked_usage, obj_field, objects, str_field
 from sidegate.translate.neutral import Part, Response, Text, Thinking, ToolCall
 from sidegate.translate.wire import new_id, now, safe_tool_id, str_or, tool_input
 
@@ -31,7 +31,7 @@ def usage_in(usage: Any, into: TokenUsage | None = None) -> TokenUsage | None:
     out = messages_usage(usage, into)
     if out is not None and isinstance(usage, dict) and isinstance(usage.get("output_tokens_details"), dict):
         out.reasoning = as_int(usage["output_tokens_details"].get("thinking_tokens"))
-    return out
+    return checked_usage(out, "usage")
 
 
 def usage_out(usage: TokenUsage | None) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from sidegate.ingress.base import TokenUsage
 from sidegate.translate.errors import INVALID_FIELD as CODE
 from sidegate.translate.errors import TranslationError
 
@@ -177,6 +178,19 @@ def str_list(obj: dict[str, Any], key: str, parent: str = "", *, single: bool = 
     if not isinstance(value, list):
         raise wrong(name, "a string or an array of strings" if single else "an array of strings", value)
     return [want_str(item, f"{name}[{i}]") for i, item in enumerate(value)]
+
+
+MAX_COUNT = 2**53 - 1  # far beyond any real token count, and what every client's JSON parser holds
+
+
+def checked_usage(usage: TokenUsage | None, name: str) -> TokenUsage | None:
+    """Usage read from an answer, refused when a count is negative or absurdly large."""
+    if usage is None:
+        return None
+    for count in (usage.input, usage.output, usage.cache_read, usage.cache_creation, usage.reasoning):
+        if not 0 <= count <= MAX_COUNT:
+            raise out_of_range(name, f"token counts between 0 and {MAX_COUNT}")
+    return usage
 
 
 def event_object(data: bytes) -> dict[str, Any]:

@@ -95,13 +95,13 @@ class _Decoder:
             return Text(text)
         if (blob := obj_field(part, "inlineData", field)) is not None:
             where = f"{field}.inlineData"
-            return Media(str_field(blob, "mimeType", where), data=str_field(blob, "data", where) or "")
+            return Media(str_field(blob, "mimeType", where) or None, data=str_field(blob, "data", where) or "")
         if (ref := obj_field(part, "fileData", field)) is not None:
             where = f"{field}.fileData"
             uri = str_field(ref, "fileUri", where) or ""
             if not uri.startswith(("https://", "http://")) or "generativelanguage.googleapis.com" in uri:
                 raise unsupported(f"{where}.fileUri", "the destination", "files stored with Google")
-            return Media(str_field(ref, "mimeType", where), url=uri)
+            return Media(str_field(ref, "mimeType", where) or None, url=uri)
         if (fc := obj_field(part, "functionCall", field)) is not None:
             return self.call(fc, f"{field}.functionCall", _signature(part, field))
         if (fr := obj_field(part, "functionResponse", field)) is not None:

@@ -14,7 +14,7 @@ from sidegate.ingress.gemini import gemini_usage
 from sidegate.translate import carry
 from sidegate.translate import errors as e
 from sidegate.translate import neutral as n
-from sidegate.translate.fields import bool_field, obj_field, objects, str_field, want_str
+from sidegate.translate.fields import bool_field, checked_usage, obj_field, objects, str_field, want_str
 from sidegate.translate.neutral import Part, Response, Text, Thinking, ToolCall
 from sidegate.translate.wire import args_text, new_id, now, str_or, tool_input
 
@@ -36,7 +36,7 @@ STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 402: "FAILED_PR
 
 
 def usage_in(meta: Any) -> TokenUsage | None:
-    return gemini_usage(meta)
+    return checked_usage(gemini_usage(meta), "usageMetadata")
 
 
 def usage_out(usage: TokenUsage | None) -> dict[str, Any]:

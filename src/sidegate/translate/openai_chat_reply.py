@@ -8,7 +8,7 @@ from sidegate.errors import default_kind
 from sidegate.ingress.base import TokenUsage, as_int
 from sidegate.translate import neutral as n
 from sidegate.translate.errors import BILLING, ApiError, upstream_error
-from sidegate.translate.fields import int_field, obj_field, objects, str_field
+from sidegate.translate.fields import checked_usage, int_field, obj_field, objects, str_field
 from sidegate.translate.neutral import Part, Response, Text, Thinking, ToolCall
 from sidegate.translate.wire import new_id, now, str_or
 
@@ -27,13 +27,13 @@ def _details(usage: dict[str, Any], key: str, field: str) -> int:
 def usage_in(usage: Any) -> TokenUsage | None:
     if not isinstance(usage, dict):
         return None
-    return TokenUsage(
+    return checked_usage(TokenUsage(
         input=as_int(usage.get("prompt_tokens")),
         output=as_int(usage.get("completion_tokens")),
         cache_read=_details(usage, "prompt_tokens_details", "cached_tokens"),
         cache_creation=_details(usage, "prompt_tokens_details", "cache_write_tokens"),
         reasoning=_details(usage, "completion_tokens_details", "reasoning_tokens"),
-    )
+    ), "usage")
 
 
 def usage_out(usage: TokenUsage | None) -> dict[str, Any]:
