@@ -287,6 +287,10 @@ def test_empty_media_type_reads_as_not_given() -> None:
     messages = translate(apis.GEMINI_GENERATE, body, apis.ANTHROPIC_MESSAGES)
     assert anthropic_messages_problems(messages) == []
     assert messages["messages"][0]["content"][0]["source"]["media_type"] == "image/jpeg"
+    odd = with_value(GEMINI, ("contents", 0, "parts", 0), {"inlineData": {"mimeType": "x", "data": "AAAA"}})
+    with pytest.raises(GatewayError, match="inline document type 'x'") as info:
+        translate(apis.GEMINI_GENERATE, odd, apis.ANTHROPIC_MESSAGES)
+    assert (info.value.status, info.value.code) == (400, "untranslatable_field")
 
 
 @pytest.mark.parametrize("count", [-1, 2**64 - 1])

@@ -61,6 +61,7 @@ FAMILY = "anthropic"
 DEFAULT_MAX_TOKENS = 4096  # when the caller set no limit: every Claude model accepts it
 MIN_THINKING_BUDGET = 1024
 _ROLES: dict[str, Role] = {"user": "user", "assistant": "assistant", "system": "system"}
+PDF = "application/pdf"  # the one inline (base64) document type
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
 # Accepted and ignored: caching marks, service tier and routing hints, beta context editing.
@@ -261,6 +262,8 @@ def media_block(part: Media, field: str) -> dict[str, Any]:
     media_type = part.media_type or "image/jpeg"
     if kind == "image" and media_type not in IMAGE_TYPES:
         raise unsupported(field, API, f"image type {media_type!r} (allowed: {', '.join(sorted(IMAGE_TYPES))})")
+    if kind == "document" and media_type != PDF:
+        raise unsupported(field, API, f"inline document type {media_type!r} (allowed: {PDF})")
     return {"type": kind, "source": {"type": "base64", "media_type": media_type, "data": part.data}}
 
 
