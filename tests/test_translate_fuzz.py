@@ -197,8 +197,8 @@ def _request(caller: str, dest: str, body: Any, stream: bool = False) -> Transla
         assert err.param, f"{err.code}: {err.message} names no field"
         return None
     orjson.dumps(out)  # what forward sends: must serialise
-    if dest in SCHEMAS:
-        assert SCHEMAS[dest](out) == [], body
+    if dest in SCHEMAS:  # inline media bytes are the destination's to judge: sidegate does not decode them
+        assert [p for p in SCHEMAS[dest](out) if "valid base64" not in p] == [], body
     if translation.local:
         orjson.dumps(translation.answer_locally()[1])
     return translation
