@@ -196,7 +196,7 @@ async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse
         chunks = reader.chunks
         while not outbound.blocked:
             await send([out for ev, parsed in events for out in outbound.event(ev, parsed)])
-            if reader.done or outbound.blocked:
+            if reader.done or outbound.blocked or (translator is not None and translator.failure is not None):
                 break
             waited = time.perf_counter()
             try:
@@ -220,6 +220,9 @@ async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse
         if outbound.blocked:
             ctx.error_code = "output_guardrail_triggered"
             ctx.usage_complete = False  # reading stopped at the block: the usage seen so far is partial
+        elif failure is None and translator is not None and translator.failure is not None:
+            # an event the translation could not read: the caller's stream already got its error event
+            _stream_failed(ctx, translator.failure.code, "invalid_response", translator.failure.message)
         elif failure is None and reader.problem is not None:
             failure = _stream_failed(ctx, "upstream_invalid_response", "invalid_response", reader.problem)
         elif failure is None:
