@@ -37,9 +37,9 @@ from typing import Generic, TypedDict
 import structlog
 
 from sidegate.health import Health
-from sidegate.telemetry.row_schema import R, RowSchema
-from sidegate.telemetry.spool import Spool
-from sidegate.telemetry.store_files import RowStore
+from sidegate.telemetry.stores.files import RowStore
+from sidegate.telemetry.stores.schema import R, RowSchema
+from sidegate.telemetry.stores.spool import Spool
 
 __all__ = ["RowWriter", "WriterOptions"]
 

@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from sidegate import __version__
 from sidegate.health import Health
 from sidegate.policy.model import TracesConfig
-from sidegate.telemetry.store_url import redact_url
+from sidegate.telemetry.stores.url import redact_url
 
 TRACES_PATH = "/v1/traces"
 DEFAULT_SERVICE_NAME = "sidegate"

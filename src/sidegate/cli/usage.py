@@ -1,4 +1,4 @@
-"""The `sidegate usage` subcommand: which store to read, which report to make, how to print it.
+"""`sidegate usage`: which store to read, which report to make, how to print it.
 
     sidegate usage [--policies DIR | --store URL] [--since 24h|7d|ISO|all] [--by principal|model|tag:KEY|client|day]
                    [--format table|json|csv]
@@ -16,8 +16,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sidegate.telemetry.store_url import StoreURL, parse_store_url, redact_url
-from sidegate.telemetry.usage_report import (
+from sidegate.cli.options import add_policies_option
+from sidegate.telemetry.stores.url import StoreURL, parse_store_url, redact_url
+from sidegate.telemetry.usage.report import (
     GROUPINGS,
     Grouping,
     Report,
@@ -27,19 +28,19 @@ from sidegate.telemetry.usage_report import (
     parse_since,
 )
 
-__all__ = ["REPORTERS", "add_usage_command", "build_report", "run_usage"]
+__all__ = ["REPORTERS", "add_command", "build_report", "run_usage"]
 
 Reporter = Callable[[StoreURL, Grouping, "datetime | None"], Report]
 
 
 def _sqlite(url: StoreURL, by: Grouping, since: datetime | None) -> Report:
-    from sidegate.telemetry.usage_report_sql import sqlite_report
+    from sidegate.telemetry.usage.report_sql import sqlite_report
 
     return sqlite_report(url, by, since)
 
 
 def _postgres(url: StoreURL, by: Grouping, since: datetime | None) -> Report:
-    from sidegate.telemetry.usage_report_sql import postgres_report
+    from sidegate.telemetry.usage.report_sql import postgres_report
 
     return postgres_report(url, by, since)
 
@@ -86,7 +87,7 @@ def _store_url(args: argparse.Namespace) -> str:
 
 
 def run_usage(args: argparse.Namespace) -> int:
-    from sidegate.telemetry.usage_report_format import render
+    from sidegate.telemetry.usage.report_format import render
 
     try:
         report = build_report(_store_url(args), args.by, args.since)
@@ -97,12 +98,11 @@ def run_usage(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_usage_command(commands: Any, add_policies: Callable[[Any, str], None]) -> None:
-    """Add `usage` to the `sidegate` subcommands (an argparse subparsers object); `add_policies` adds
-    the `--policies` option every command shares."""
+def add_command(commands: Any) -> None:
+    """Add `usage` to the `sidegate` subcommands (an argparse subparsers object)."""
     usage = commands.add_parser("usage", help="totals of the usage table per principal, model, tag, client or day")
     where = usage.add_mutually_exclusive_group()
-    add_policies(where, "read the store named by this policy directory's usage.store")
+    add_policies_option(where, "read the store named by this policy directory's usage.store")
     where.add_argument("--store", metavar="URL", help="read this usage store instead (sqlite://, jsonl://, "
                        "postgresql://)")
     usage.add_argument("--since", type=_argument(parse_since), default="24h", metavar="WHEN",

@@ -10,8 +10,8 @@ The pipeline calls, in order: `start_request` when the request context exists, `
 `end_attempt` around each upstream attempt (upstream/forward.py), and `end_request` from the
 record stage with the finished usage row. With tracing off (no endpoint), `ctx.span` stays None and
 each call returns after one check. While the request runs its spans are plain values
-(`tracing_spans`); the record stage hands them, finished, to the batching processor, whose worker
-thread exports them (`tracing_setup`).
+(`spans`); the record stage hands them, finished, to the batching processor, whose worker
+thread exports them (`setup`).
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ from sidegate.context import RequestContext
 from sidegate.health import Health
 from sidegate.policy.model import TracesConfig
 from sidegate.telemetry.genai import OPERATIONS, PROVIDERS, finish_reasons, response_model
-from sidegate.telemetry.tracing_content import request_content, response_content
-from sidegate.telemetry.tracing_setup import (
+from sidegate.telemetry.tracing.content import request_content, response_content
+from sidegate.telemetry.tracing.setup import (
     CountingBatchProcessor,
     TraceSettings,
     new_provider,
@@ -52,8 +52,8 @@ from sidegate.telemetry.tracing_setup import (
     shut_down,
     trace_settings,
 )
-from sidegate.telemetry.tracing_spans import RANDOM_TRACE_ID, PendingSpan, RequestSpans
-from sidegate.telemetry.usage_row import UsageRow
+from sidegate.telemetry.tracing.spans import RANDOM_TRACE_ID, PendingSpan, RequestSpans
+from sidegate.telemetry.usage.row import UsageRow
 
 if TYPE_CHECKING:
     from sidegate.policy.compiled import Target

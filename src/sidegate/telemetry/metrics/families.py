@@ -18,7 +18,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.utils import floatToGoString
 
-from sidegate.telemetry.metrics_labels import LABEL_VALUE_CAP, LabelCap
+from sidegate.telemetry.metrics.labels import LABEL_VALUE_CAP, LabelCap
 
 Child = list[float]
 OverflowKey = tuple[str, str]  # (metric, label)

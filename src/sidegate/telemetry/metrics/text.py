@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sidegate.telemetry.metrics_families import CounterFamily, Family, HistogramFamily
+from sidegate.telemetry.metrics.families import CounterFamily, Family, HistogramFamily
 
 
 def _escape_value(value: str) -> str:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sidegate.telemetry.stores.schema import RowSchema
+
 USAGE_COLUMNS: tuple[str, ...] = (
     "request_id",
     "event_time",
@@ -79,3 +81,7 @@ class UsageRow:
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in USAGE_COLUMNS}
+
+
+USAGE: RowSchema[UsageRow] = RowSchema("usage", UsageRow, USAGE_COLUMNS, "usage")
+"""The usage table, for the stores and writer."""

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from sidegate.telemetry.row_schema import JSON_OPTS, RowSchema, json_default
+from sidegate.telemetry.stores.schema import JSON_OPTS, RowSchema, json_default
 
 __all__ = ["check_table", "decode_record", "encode_columns", "insert_sql", "pg_types", "prepare_table"]
 

@@ -1,5 +1,5 @@
-"""Prometheus metrics of one sidegate process (names and labels: `metrics_catalog`; label cap and
-opt-in labels: `metrics_labels`; process values: `metrics_process`).
+"""Prometheus metrics of one sidegate process (names and labels: `catalog`; label cap and
+opt-in labels: `labels`; process values: `process_values`).
 
 `Metrics.observe(ctx, row)` runs once per request in the record stage. It builds one key from the
 request's label values, finds the bundle of metric children cached for that key (one dict lookup)
@@ -25,16 +25,15 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encode
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from sidegate.telemetry.metrics_catalog import TOKEN_TYPES, RequestFamilies
-from sidegate.telemetry.metrics_families import Child, Family, Overflow, OverflowKey
-from sidegate.telemetry.metrics_labels import GENAI_OPERATIONS, GENAI_PROVIDER_NAMES, LABEL_VALUE_CAP, opt_in_labels
-from sidegate.telemetry.metrics_process import ProcessValues
-from sidegate.telemetry.metrics_text import render_text
+from sidegate.telemetry.metrics.catalog import TOKEN_TYPES, RequestFamilies
+from sidegate.telemetry.metrics.families import Child, Family, Overflow, OverflowKey
+from sidegate.telemetry.metrics.labels import GENAI_OPERATIONS, GENAI_PROVIDER_NAMES, LABEL_VALUE_CAP, opt_in_labels
+from sidegate.telemetry.metrics.process_values import Gauges, ProcessValues
+from sidegate.telemetry.metrics.text import render_text
 
 if TYPE_CHECKING:
     from sidegate.context import RequestContext
-    from sidegate.state import AppState
-    from sidegate.telemetry.usage_row import UsageRow
+    from sidegate.telemetry.usage.row import UsageRow
 
 log = structlog.get_logger("sidegate.metrics")
 
@@ -76,10 +75,10 @@ class _RequestCollector:
 
 
 class Metrics:
-    def __init__(self, labels: Sequence[str] = (), state: AppState | None = None, *,
+    def __init__(self, labels: Sequence[str] = (), gauges: Gauges | None = None, *,
                  process_collectors: bool = True, cap: int = LABEL_VALUE_CAP) -> None:
-        """`labels`: the policy's `telemetry.metrics.labels`. `state`: the app state whose process
-        values are exposed (in flight, usage queue, reloads, rate-limit store errors). `cap`:
+        """`labels`: the policy's `telemetry.metrics.labels`. `gauges`: the process values exposed
+        (in flight, usage queue, reloads, rate-limit store errors; the app state provides them). `cap`:
         distinct values per label of each metric before new ones fold into `__other__`."""
         self.registry = CollectorRegistry()  # every metric, as prometheus_client collectors
         self._rest = CollectorRegistry()  # all but the per-request families (see `exposition`)
@@ -92,7 +91,7 @@ class Metrics:
         self.observe_errors = 0
         self.configure(labels, force=True)
         self.registry.register(_RequestCollector(self))
-        self.process = ProcessValues(state) if state is not None else None
+        self.process = ProcessValues(gauges) if gauges is not None else None
         others: list[Collector] = [self.overflow]
         if self.process is not None:
             others.append(self.process)
@@ -259,7 +258,7 @@ class Metrics:
 
     def render(self) -> bytes:
         """The Prometheus text exposition (format 0.0.4), rendered here and now: the per-request
-        families by `metrics_text`, the rest by prometheus_client."""
+        families by `text`, the rest by prometheus_client."""
         return render_text(self.families) + generate_latest(self._rest)
 
     async def exposition(self, accept: str | None) -> tuple[bytes, str]:

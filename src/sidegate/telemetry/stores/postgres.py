@@ -26,15 +26,12 @@ from typing import Any
 import asyncpg
 import structlog
 
-from sidegate.telemetry.loop_thread import LoopThread, run_blocking
-from sidegate.telemetry.pg_schema import check_table, decode_record, encode_columns, insert_sql, prepare_table
-from sidegate.telemetry.row_schema import RowSchema
-from sidegate.telemetry.store_url import parse_store_url, redact_url
-from sidegate.telemetry.usage_row import USAGE_COLUMNS, UsageRow
+from sidegate.telemetry.stores.loop_thread import LoopThread, run_blocking
+from sidegate.telemetry.stores.pg_schema import check_table, decode_record, encode_columns, insert_sql, prepare_table
+from sidegate.telemetry.stores.schema import RowSchema
+from sidegate.telemetry.stores.url import parse_store_url, redact_url
 
-__all__ = ["USAGE_SCHEMA", "PostgresStore", "asyncpg_dsn", "connect", "read_postgres_rows"]
-
-USAGE_SCHEMA: RowSchema[UsageRow] = RowSchema("usage", UsageRow, USAGE_COLUMNS, "usage")
+__all__ = ["PostgresStore", "asyncpg_dsn", "connect", "read_postgres_rows"]
 
 log = structlog.get_logger("sidegate.usage")
 
@@ -60,14 +57,14 @@ async def connect(url: str, *, timeout_s: float = 10.0, command_timeout_s: float
 
 
 class PostgresStore:
-    """Rows of one kind (usage rows by default) in a PostgreSQL table, created or migrated on open;
-    `table` defaults to the schema's. See the module docstring."""
+    """Rows of one kind (`schema`) in a PostgreSQL table, created or migrated on open; `table`
+    defaults to the schema's. See the module docstring."""
 
-    def __init__(self, url: str, table: str | None = None, schema: RowSchema[Any] | None = None, *,
+    def __init__(self, url: str, schema: RowSchema[Any], table: str | None = None, *,
                  connect_timeout_s: float = 10.0, command_timeout_s: float = 60.0) -> None:
         asyncpg_dsn(url)  # a URL of another scheme is a configuration error, found now
         self.url = url
-        self.schema: RowSchema[Any] = schema or USAGE_SCHEMA
+        self.schema: RowSchema[Any] = schema
         self.table = check_table(table or self.schema.table)
         self._connect_timeout = connect_timeout_s
         self._command_timeout = command_timeout_s
@@ -172,10 +169,8 @@ async def _fetch_rows(url: str, table: str, schema: RowSchema[Any]) -> list[dict
             await conn.close(timeout=5)
 
 
-def read_postgres_rows(url: str, table: str | None = None,
-                       schema: RowSchema[Any] | None = None) -> list[dict[str, Any]]:
-    """Every row of the table ordered by (event_time, request_id), as dicts of the schema's columns
-    (usage rows by default). Blocking: it runs a loop of its own on a worker thread, so it may be
+def read_postgres_rows(url: str, schema: RowSchema[Any], table: str | None = None) -> list[dict[str, Any]]:
+    """Every row of the table (the schema's unless named) ordered by (event_time, request_id), as dicts
+    of the schema's columns. Blocking: it runs a loop of its own on a worker thread, so it may be
     called from async code too."""
-    schema = schema or USAGE_SCHEMA
     return run_blocking(_fetch_rows(url, check_table(table or schema.table), schema))

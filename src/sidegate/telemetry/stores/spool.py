@@ -11,7 +11,7 @@ from typing import Generic
 
 import orjson
 
-from sidegate.telemetry.row_schema import R, RowSchema
+from sidegate.telemetry.stores.schema import R, RowSchema
 
 __all__ = ["Spool"]
 

@@ -19,8 +19,8 @@ import urllib.request
 from datetime import UTC, datetime
 from typing import Any
 
-from sidegate.telemetry.store_url import StoreURL, redact_url
-from sidegate.telemetry.usage_report import (
+from sidegate.telemetry.stores.url import StoreURL, redact_url
+from sidegate.telemetry.usage.report import (
     NONE_GROUP,
     SUM_COLUMNS,
     Grouping,
@@ -151,7 +151,7 @@ def _postgres_sql(by: Grouping, since: datetime | None) -> tuple[str, list[Any]]
 
 
 async def _postgres_rows(url: str, sql: str, params: list[Any]) -> list[Any]:
-    from sidegate.telemetry.store_postgres import connect
+    from sidegate.telemetry.stores.postgres import connect
 
     conn = await connect(url, command_timeout_s=None)
     try:
@@ -166,7 +166,7 @@ async def _postgres_rows(url: str, sql: str, params: list[Any]) -> list[Any]:
 def postgres_report(url: StoreURL, by: Grouping, since: datetime | None) -> Report:
     import asyncpg
 
-    from sidegate.telemetry.loop_thread import run_blocking
+    from sidegate.telemetry.stores.loop_thread import run_blocking
 
     sql, params = _postgres_sql(by, since)
     try:

@@ -6,10 +6,10 @@ and over everything, for the rows since a moment. Rows whose grouping value is m
 refused before authentication has no principal, a request without the tag has no tag value) form
 the group `(none)`.
 
-SQLite and PostgreSQL aggregate in SQL (`usage_report_sql`); a JSONL file is read once, streaming,
+SQLite and PostgreSQL aggregate in SQL (`report_sql`); a JSONL file is read once, streaming,
 here: memory grows with the number of rows only by one float per row (the latencies the
 percentiles need) and the set of request ids seen (a replayed spool can append a row twice; the
-first one counts, as in `stores.read_rows`).
+first one counts, as in `stores.registry.read_rows`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sidegate.telemetry.store_files import jsonl_rows
-from sidegate.telemetry.store_url import StoreURL, redact_url
+from sidegate.telemetry.stores.files import jsonl_rows
+from sidegate.telemetry.stores.url import StoreURL, redact_url
 
 __all__ = [
     "GROUPINGS", "NONE_GROUP", "SUM_COLUMNS", "Grouping", "Report", "ReportError", "Totals", "jsonl_report",

@@ -6,7 +6,7 @@ On the request path it costs a coin toss and a list append: the pipeline asks `s
 model service is known and, when it says yes, sets `ctx.capture = []`, to which the relay appends
 every block of bytes sent to the caller. The record stage calls `submit(ctx, row)`, which keeps
 references to the forwarded body and the captured blocks. A background task hands the captures to a
-worker thread in batches, where the rows are built (`inference_payloads`: streams aggregated,
+worker thread in batches, where the rows are built (`payloads`: streams aggregated,
 credentials redacted, size limits applied), then to a `RowWriter` that writes them in batches with
 the same guarantees as the usage table (retries, spool file, flush on shutdown).
 
@@ -26,17 +26,16 @@ from typing import TYPE_CHECKING
 import structlog
 
 from sidegate.health import Health
-from sidegate.telemetry.inference_payloads import Capture, build_row
-from sidegate.telemetry.inference_row import InferenceRow
-from sidegate.telemetry.row_writer import RowWriter
-from sidegate.telemetry.store_url import redact_url
-from sidegate.telemetry.stores import default_spool_path, open_store, parse_store_url
-from sidegate.telemetry.tables import INFERENCE_LOG
+from sidegate.telemetry.inference.payloads import Capture, build_row
+from sidegate.telemetry.inference.row import INFERENCE_LOG, InferenceRow
+from sidegate.telemetry.stores.registry import open_store
+from sidegate.telemetry.stores.url import default_spool_path, parse_store_url, redact_url
+from sidegate.telemetry.stores.writer import RowWriter
 
 if TYPE_CHECKING:
     from sidegate.context import RequestContext
     from sidegate.policy.model import InferenceLog as InferenceLogPolicy
-    from sidegate.telemetry.usage_row import UsageRow
+    from sidegate.telemetry.usage.row import UsageRow
 
 __all__ = ["InferenceLog", "follow_policy", "spool_path"]
 
@@ -70,7 +69,7 @@ class InferenceLog:
         self.max_payload_bytes = max_payload_bytes
         # rows hold payloads of up to max_payload_bytes each: past a thousand waiting, they go to the spool
         self._writer: RowWriter[InferenceRow] = RowWriter(
-            open_store(url, INFERENCE_LOG.table), schema=INFERENCE_LOG, batch_size=batch_size,
+            open_store(url, INFERENCE_LOG), schema=INFERENCE_LOG, batch_size=batch_size,
             flush_interval_s=flush_interval_s, spool_path=spool_path(url), max_pending=max_pending,
             target=redact_url(url))
         self._batch_size = max(1, batch_size)

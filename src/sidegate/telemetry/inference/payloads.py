@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from sidegate.telemetry.inference_row import (
+from sidegate.telemetry.inference.row import (
     MAX_REQUEST_SIZE_EXCEEDED,
     MAX_RESPONSE_SIZE_EXCEEDED,
     REQUEST_BLOCKED_BY_GUARDRAIL,
@@ -34,7 +34,7 @@ from sidegate.telemetry.inference_row import (
     InferenceRow,
 )
 from sidegate.telemetry.stream_aggregate import AGGREGATORS, aggregate, aggregate_chunks
-from sidegate.telemetry.usage_row import UsageRow
+from sidegate.telemetry.usage.row import UsageRow
 
 REDACTED = "<REDACTED>"
 INPUT_BLOCKED = "input_guardrail_triggered"  # the error code of a request an input guardrail refused

@@ -12,7 +12,7 @@ import io
 
 import orjson
 
-from sidegate.telemetry.usage_report import SUM_COLUMNS, Report, Totals
+from sidegate.telemetry.usage.report import SUM_COLUMNS, Report, Totals
 
 __all__ = ["FORMATS", "render"]
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sidegate.telemetry.stores.schema import RowSchema
+
 INFERENCE_COLUMNS: tuple[str, ...] = (
     "request_id",
     "event_time",
@@ -60,3 +62,7 @@ class InferenceRow:
     sampling_fraction: float = 1.0
     logging_error_codes: list[str] = field(default_factory=list)
     request_tags: dict[str, str] = field(default_factory=dict)
+
+
+INFERENCE_LOG: RowSchema[InferenceRow] = RowSchema("inference_log", InferenceRow, INFERENCE_COLUMNS, "inference log")
+"""The inference-log table, for its store and writer."""

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from sidegate.telemetry.metrics_families import CounterFamily, Family, HistogramFamily, Overflow
-from sidegate.telemetry.metrics_labels import LABEL_VALUE_CAP
+from sidegate.telemetry.metrics.families import CounterFamily, Family, HistogramFamily, Overflow
+from sidegate.telemetry.metrics.labels import LABEL_VALUE_CAP
 
 # From milliseconds of a refused request to the minutes of a long generation.
 DURATION_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)

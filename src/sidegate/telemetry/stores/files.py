@@ -3,9 +3,9 @@
 
 Stores never block the event loop: each owns a single-thread executor where all file and SQLite
 I/O runs, which also serialises writes. `write` raises on failure; retrying, batching and
-spooling are the writer's job (`row_writer.RowWriter`). SQLite inserts are `INSERT OR IGNORE` on the
+spooling are the writer's job (`writer.RowWriter`). SQLite inserts are `INSERT OR IGNORE` on the
 schema's key (`request_id`), so replays are idempotent. JSONL is append-only: a replay after a crash
-can append a row twice; `stores.read_rows` keeps the first row of each `request_id`.
+can append a row twice; `registry.read_rows` keeps the first row of each `request_id`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ from typing import IO, Any, Generic, Protocol, TypeVar
 
 import orjson
 
-from sidegate.telemetry.row_schema import SQL_TYPES, R, RowSchema
-from sidegate.telemetry.tables import USAGE
+from sidegate.telemetry.stores.schema import SQL_TYPES, R, RowSchema
 
 T = TypeVar("T")
 
@@ -86,10 +85,11 @@ class ThreadedStore(Generic[R]):
 class SqliteStore(ThreadedStore[R]):
     """One table in a SQLite file (WAL mode); columns added in a later version are added on open."""
 
-    def __init__(self, path: Path, table: str | None = None, schema: RowSchema[R] | None = None) -> None:
+    def __init__(self, path: Path, schema: RowSchema[R], table: str | None = None) -> None:
+        """`table` defaults to the schema's."""
         super().__init__()
-        self.schema: RowSchema[Any] = schema or USAGE
-        table = table or self.schema.table
+        self.schema: RowSchema[Any] = schema
+        table = table or schema.table
         if not TABLE_RE.match(table):
             raise ValueError(f"invalid table name {table!r}")
         self.path = path
@@ -147,9 +147,9 @@ class SqliteStore(ThreadedStore[R]):
 class JsonlStore(ThreadedStore[R]):
     """One JSON object per line, appended; one write and flush per batch."""
 
-    def __init__(self, path: Path, schema: RowSchema[R] | None = None) -> None:
+    def __init__(self, path: Path, schema: RowSchema[R]) -> None:
         super().__init__()
-        self.schema: RowSchema[Any] = schema or USAGE
+        self.schema: RowSchema[Any] = schema
         self.path = path
         self._fh: IO[bytes] | None = None
 
