@@ -18,7 +18,8 @@ from tests.three_fakes import fakes  # noqa: F401  (fixture: one fake upstream o
 
 from sidegate.app import build_app, close_state, start_state
 from sidegate.state import AppState
-from sidegate.telemetry.stores import read_rows
+from sidegate.telemetry.stores.registry import read_rows
+from sidegate.telemetry.usage.row import USAGE
 
 KEY = "sk-test-alice"
 BOT_KEY = "sk-test-bot"
@@ -52,7 +53,7 @@ class Gateway:
 
     async def rows(self) -> list[dict[str, Any]]:
         await self.state.usage.flush()
-        return read_rows(self.state.usage_url)
+        return read_rows(self.state.usage_url, USAGE)
 
     async def row(self) -> dict[str, Any]:
         rows = await self.rows()

@@ -39,7 +39,6 @@ from sidegate.ingress.registry import (
 )
 from sidegate.policy.reload import PolicyHolder
 from sidegate.state import STATE, AppState, new_usage_writer
-from sidegate.telemetry.metrics_endpoint import metrics_handler
 from sidegate.upstream.client import new_session
 
 log = structlog.get_logger("sidegate.app")
@@ -169,6 +168,12 @@ async def readyz(request: web.Request) -> web.Response:
     body = {"status": status, "reasons": reasons, "policy": state.holder.status(),
             "in_flight": state.in_flight, "stores": store_health(state)}
     return web.Response(body=orjson.dumps(body), status=503 if reasons else 200, content_type="application/json")
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    """The Prometheus exposition of the app's metrics, in the format the scraper's Accept asks for."""
+    body, content_type = await request.app[STATE].metrics.exposition(request.headers.get("Accept"))
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 def operation(handler: Handler) -> Handler:

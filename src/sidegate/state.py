@@ -12,12 +12,13 @@ import structlog
 from aiohttp import web
 
 from sidegate.governance.ratelimit import RateLimiter
-from sidegate.telemetry.inference_log import InferenceLog, follow_policy
-from sidegate.telemetry.metrics import Metrics
-from sidegate.telemetry.store_url import redact_url
-from sidegate.telemetry.stores import default_spool_path, open_store
-from sidegate.telemetry.tracing import Tracing, follow
-from sidegate.telemetry.usage_writer import UsageWriter
+from sidegate.telemetry.inference.log import InferenceLog, follow_policy
+from sidegate.telemetry.metrics.app_metrics import Metrics
+from sidegate.telemetry.stores.registry import open_store
+from sidegate.telemetry.stores.url import default_spool_path, redact_url
+from sidegate.telemetry.tracing.tracer import Tracing, follow
+from sidegate.telemetry.usage.row import USAGE
+from sidegate.telemetry.usage.writer import UsageWriter
 from sidegate.upstream.breaker import Breakers
 from sidegate.upstream.live import LiveRequests
 
@@ -30,7 +31,7 @@ log = structlog.get_logger("sidegate.state")
 
 
 def new_usage_writer(url: str) -> UsageWriter:
-    return UsageWriter(open_store(url), spool_path=default_spool_path(url), target=redact_url(url))
+    return UsageWriter(open_store(url, USAGE), spool_path=default_spool_path(url), target=redact_url(url))
 
 
 class AppState:
@@ -52,6 +53,23 @@ class AppState:
     @property
     def policy(self) -> CompiledPolicy:
         return self.holder.current
+
+    # The gauges the metrics read at scrape time (`telemetry.metrics.process_values.Gauges`).
+    @property
+    def usage_queue_depth(self) -> int:
+        return self.usage.queue_depth
+
+    @property
+    def policy_reloads(self) -> dict[str, int]:
+        return self.holder.reloads
+
+    @property
+    def policy_reload_failed(self) -> bool:
+        return bool(self.holder.last_error)
+
+    @property
+    def dropped_spans(self) -> int:
+        return self.tracing.dropped_spans
 
     def background(self, work: Coroutine[Any, Any, Any]) -> None:
         """Run work off the request path (a rate-limit settlement); held until done, awaited on close."""
