@@ -24,7 +24,7 @@ from sidegate.upstream.live import LiveRequests
 if TYPE_CHECKING:
     from sidegate.policy.compiled import CompiledPolicy
     from sidegate.policy.reload import PolicyHolder
-    from sidegate.upstream.http1 import Http1Client
+    from sidegate.upstream.http1.client import Http1Client
 
 log = structlog.get_logger("sidegate.state")
 

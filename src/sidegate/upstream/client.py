@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from sidegate.upstream.http1 import Http1Client, Response
-from sidegate.upstream.mock import MockReply
+from sidegate.upstream.http1.client import Http1Client
+from sidegate.upstream.http1.response import Response
+from sidegate.upstream.mock.model import MockReply
 
 
 def new_session() -> Http1Client:

@@ -33,9 +33,8 @@ from sidegate.policy.compiled import Service, Target
 from sidegate.state import STATE
 from sidegate.translate import Translation, plan
 from sidegate.upstream import client
-from sidegate.upstream.http1 import ConnectTimeout
-from sidegate.upstream.http1_response import UpstreamBroken
-from sidegate.upstream.mock import MockReply, mock_reply
+from sidegate.upstream.http1.errors import ConnectTimeout, UpstreamBroken
+from sidegate.upstream.mock.model import MockReply, mock_reply
 from sidegate.upstream.sse import StreamReader
 
 # Caller headers never forwarded: hop-by-hop ones, ones the client computes, credentials (replaced
