@@ -44,8 +44,8 @@ class AppState:
         self.limiter = RateLimiter.from_policy(holder.current.model)
         self.inference_log = InferenceLog.from_policy(holder.current.model.inference_log)  # started by app
         self._tracing = Tracing.from_policy(holder.current.model.telemetry.traces)  # off without an endpoint
-        # Breakers per destination, kept across reloads; live requests: what shutdown ends at the end
-        # of its grace period. Rebuilt only when a part is replaced, so a request reads it once.
+        # What forward and relay are handed: the client, the breakers (per destination, kept across
+        # reloads), tracing and the live requests (what shutdown ends). Rebuilt only when a part changes.
         self.upstream = UpstreamServices(new_client(), Breakers(), self._tracing, LiveRequests())
         self.metrics = Metrics(holder.current.model.telemetry.metrics.labels, self)
         self.in_flight = 0
