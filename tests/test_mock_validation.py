@@ -20,8 +20,8 @@ from tests.conftest import KEY
 from tests.sdk_clients import claude, close_sdk_clients, gemini, oai  # noqa: F401
 
 from sidegate import apis
-from sidegate.upstream.mock import SUPPORTED_APIS, mock_reply
-from sidegate.upstream.mock_validate import CHECKS
+from sidegate.upstream.mock.model import SUPPORTED_APIS, mock_reply
+from sidegate.upstream.mock.validate import CHECKS
 
 ANTHROPIC_ERROR = TypeAdapter(AnthropicErrorResponse)
 USER = {"role": "user", "content": "hi"}

@@ -19,7 +19,7 @@ from tests.translate_fixtures import answers as fx
 
 from sidegate import apis
 from sidegate.telemetry.stream_aggregate import AGGREGATORS, aggregate, aggregate_chunks
-from sidegate.upstream import mock_formats as mock
+from sidegate.upstream.mock import render as mock
 
 
 def caller_stream(name: str, caller: str) -> bytes:

@@ -39,7 +39,6 @@ from sidegate.ingress.registry import (
 )
 from sidegate.policy.reload import PolicyHolder
 from sidegate.state import STATE, AppState, new_usage_writer
-from sidegate.upstream.client import new_session
 
 log = structlog.get_logger("sidegate.app")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -246,7 +245,6 @@ async def start_state(policies: str | Path) -> AppState:
     state = AppState(holder, writer, url)
     if state.inference_log is not None:
         await state.inference_log.start()
-    state.session = new_session()
     holder.listeners.append(state.on_policy_swap)
     return state
 

@@ -1,10 +1,12 @@
 """What one sidegate process holds while it serves: the policy in force, the rate limiter and the
-usage writer that follow it across reloads, the circuit breakers, the upstream client session and
-the count of requests in flight."""
+usage writer that follow it across reloads, the services handed to the upstream stages (the
+upstream client, the circuit breakers, tracing, the live requests) and the count of requests in
+flight."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -20,12 +22,13 @@ from sidegate.telemetry.tracing.tracer import Tracing, follow
 from sidegate.telemetry.usage.row import USAGE
 from sidegate.telemetry.usage.writer import UsageWriter
 from sidegate.upstream.breaker import Breakers
+from sidegate.upstream.client import new_client
 from sidegate.upstream.live import LiveRequests
+from sidegate.upstream.services import UpstreamServices
 
 if TYPE_CHECKING:
     from sidegate.policy.compiled import CompiledPolicy
     from sidegate.policy.reload import PolicyHolder
-    from sidegate.upstream.http1 import Http1Client
 
 log = structlog.get_logger("sidegate.state")
 
@@ -40,14 +43,14 @@ class AppState:
         self.usage = usage
         self.usage_url = usage_url
         self.limiter = RateLimiter.from_policy(holder.current.model)
-        self.breakers = Breakers()  # per destination, kept across reloads
         self.inference_log = InferenceLog.from_policy(holder.current.model.inference_log)  # started by app
+        self._tracing = Tracing.from_policy(holder.current.model.telemetry.traces)  # off without an endpoint
+        # What forward and relay are handed: the client, the breakers (per destination, kept across
+        # reloads), tracing and the live requests (what shutdown ends). Rebuilt only when a part changes.
+        self.upstream = UpstreamServices(new_client(), Breakers(), self._tracing, LiveRequests())
         self.metrics = Metrics(holder.current.model.telemetry.metrics.labels, self)
-        self.tracing = Tracing.from_policy(holder.current.model.telemetry.traces)  # off without an endpoint
         self.in_flight = 0
-        self.live = LiveRequests()  # what shutdown ends at the end of its grace period
         self.shutting_down = False  # from SIGTERM on: /readyz answers 503
-        self.session: Http1Client | None = None
         self._background: set[asyncio.Task[Any]] = set()
 
     @property
@@ -70,6 +73,29 @@ class AppState:
     @property
     def dropped_spans(self) -> int:
         return self.tracing.dropped_spans
+
+    @property
+    def tracing(self) -> Tracing:
+        return self._tracing
+
+    @tracing.setter
+    def tracing(self, tracing: Tracing) -> None:
+        if tracing is self._tracing:  # a reload that kept tracing as it was
+            return
+        self._tracing = tracing
+        self.upstream = dataclasses.replace(self.upstream, tracing=tracing)
+
+    @property
+    def breakers(self) -> Breakers:
+        return self.upstream.breakers
+
+    @breakers.setter
+    def breakers(self, breakers: Breakers) -> None:
+        self.upstream = dataclasses.replace(self.upstream, breakers=breakers)
+
+    @property
+    def live(self) -> LiveRequests:
+        return self.upstream.live
 
     def background(self, work: Coroutine[Any, Any, Any]) -> None:
         """Run work off the request path (a rate-limit settlement); held until done, awaited on close."""
@@ -105,8 +131,7 @@ class AppState:
         if self.limiter is not None:
             await self.limiter.close()
         await self.tracing.close()
-        if self.session is not None:
-            await self.session.close()
+        await self.upstream.client.close()
         await self.usage.close()
         if self.inference_log is not None:
             await self.inference_log.close()

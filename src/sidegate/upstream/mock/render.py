@@ -1,6 +1,6 @@
 """Wire shapes of the mock provider's replies: one renderer per API format (pure, no I/O).
 
-Every renderer takes a :class:`Completion` (the answer already decided by :mod:`sidegate.upstream.mock`)
+Every renderer takes a :class:`Completion` (the answer already decided by :mod:`sidegate.upstream.mock.model`)
 and returns the exact JSON bytes or SSE event blocks the real service would send.
 """
 

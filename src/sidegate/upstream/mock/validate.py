@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from sidegate import apis
-from sidegate.upstream import mock_formats as fmt
+from sidegate.upstream.mock import render as fmt
 
 Check = Callable[[dict[str, Any]], bytes | None]  # the 400 body, or None when the request is valid
 

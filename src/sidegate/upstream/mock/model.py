@@ -4,7 +4,7 @@ Pure and fast (no I/O, no sleeps): it serves offline demos, the default policy, 
 
 * A request its API could not accept (no ``messages``, ``"messages": "hi"``, Anthropic without
   ``max_tokens``, …) gets a 400 in that API's own words and error shape, naming the field
-  (:mod:`sidegate.upstream.mock_validate`).
+  (:mod:`sidegate.upstream.mock.validate`).
 * The answer echoes the text of the last user message (or a greeting when there is none).
 * A prompt whose text (any line of it) starts with ``mock:error:<status>`` gets that HTTP status with
   the format's own error body: a scripted way to exercise fallbacks.
@@ -25,8 +25,8 @@ from typing import Any
 import orjson
 
 from sidegate import apis
-from sidegate.upstream import mock_formats as fmt
-from sidegate.upstream.mock_validate import CHECKS
+from sidegate.upstream.mock import render as fmt
+from sidegate.upstream.mock.validate import CHECKS
 
 JSON = "application/json"
 SSE = "text/event-stream"
@@ -299,7 +299,7 @@ def _gemini_embed(body: dict[str, Any], model: str, stream: bool) -> MockReply:
 
 def _gemini_batch_embed(body: dict[str, Any], model: str, stream: bool) -> MockReply:
     vectors = []
-    for item in body["requests"]:  # a non-empty list of objects (mock_validate)
+    for item in body["requests"]:  # a non-empty list of objects (mock.validate)
         reply = _gemini_embed(item, model, stream)
         if reply.status != 200:
             return reply

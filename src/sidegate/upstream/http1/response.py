@@ -1,6 +1,7 @@
-"""One upstream answer as the HTTP/1.1 client (`sidegate.upstream.http1`) receives it: status and
-headers first, then the body whole or chunk by chunk, decompressed when the upstream compressed it,
-with reading from the upstream paused while a slow caller leaves too much of a stream unread."""
+"""One upstream answer as the HTTP/1.1 client (`sidegate.upstream.http1.client`) receives it:
+status and headers first, then the body whole or chunk by chunk, decompressed when the upstream
+compressed it, with reading from the upstream paused while a slow caller leaves too much of a
+stream unread."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import asyncio
 import collections
 import zlib
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from sidegate.upstream.http1 import _Connection, _Pool
+from sidegate.upstream.http1.connection import Connection
+from sidegate.upstream.http1.errors import UpstreamBroken
+from sidegate.upstream.http1.pool import Pool
 
 # Answer headers that describe the upstream hop, not the answer; sidegate's server sets its own.
 HOP_HEADERS = frozenset({
@@ -21,10 +23,6 @@ HOP_HEADERS = frozenset({
 _FRAMING = frozenset({"content-length", "transfer-encoding", "content-encoding"})
 _HIGH_WATER = 256 * 1024  # stream bytes buffered before reading from the upstream pauses
 _LOW_WATER = 64 * 1024
-
-
-class UpstreamBroken(ConnectionError):
-    """The connection failed or closed before the answer was complete, or the answer was not HTTP."""
 
 
 class Response:
@@ -54,7 +52,7 @@ class Response:
         "status",
     )
 
-    def __init__(self, pool: _Pool, conn: _Connection, idle_timeout_s: float | None) -> None:
+    def __init__(self, pool: Pool, conn: Connection, idle_timeout_s: float | None) -> None:
         self._pool = pool
         self.conn = conn
         self.headers: list[tuple[str, str]] = []  # the answer's own, without hop-by-hop ones
