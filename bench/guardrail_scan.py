@@ -26,7 +26,7 @@ from sidegate.governance.detectors import Scanner, detectors_of
 from sidegate.governance.guardrails import Guardrails
 from sidegate.policy.compiled import PrincipalInfo
 from sidegate.policy.model import DetectorSet, PolicyModel
-from sidegate.upstream.mock_formats import Completion, chat_events
+from sidegate.upstream.mock.render import Completion, chat_events
 from sidegate.upstream.sse import SSESplitter
 
 ALL = DetectorSet(secrets=True, pii=["email", "phone", "credit_card", "us_ssn", "iban", "ip_address"],

@@ -18,8 +18,8 @@ from aiohttp.test_utils import make_mocked_request
 from sidegate.context import RequestContext
 from sidegate.ingress.registry import SURFACES
 from sidegate.policy.compiled import PrincipalInfo
-from sidegate.telemetry.metrics import Metrics
-from sidegate.telemetry.usage_row import UsageRow
+from sidegate.telemetry.metrics.app_metrics import Metrics
+from sidegate.telemetry.usage.row import UsageRow
 
 CHAT = next(s for s in SURFACES if s.name == "mlflow/chat/completions")
 

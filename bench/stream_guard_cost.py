@@ -31,8 +31,8 @@ from sidegate.governance.guardrails import Guardrails
 from sidegate.ingress.registry import FORMATS
 from sidegate.policy.compiled import PrincipalInfo
 from sidegate.policy.model import PolicyModel
-from sidegate.upstream import mock_formats
-from sidegate.upstream.mock_formats import Completion
+from sidegate.upstream.mock import render as mock_render
+from sidegate.upstream.mock.render import Completion
 from sidegate.upstream.sse import Event, SSESplitter
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,10 +42,10 @@ GUARDRAILS = [  # as in bench/policies/bench.yaml
      "action": "mask"},
 ]
 RENDER: dict[str, Callable[[Completion], list[bytes]]] = {
-    apis.OPENAI_CHAT: mock_formats.chat_events,
-    apis.OPENAI_RESPONSES: mock_formats.responses_events,
-    apis.ANTHROPIC_MESSAGES: mock_formats.anthropic_events,
-    apis.GEMINI_GENERATE: mock_formats.gemini_events,
+    apis.OPENAI_CHAT: mock_render.chat_events,
+    apis.OPENAI_RESPONSES: mock_render.responses_events,
+    apis.ANTHROPIC_MESSAGES: mock_render.anthropic_events,
+    apis.GEMINI_GENERATE: mock_render.gemini_events,
 }
 # roughly how a BPE tokenizer cuts text: a word with its leading space, up to 3 digits, one symbol
 _TOKEN = re.compile(r" ?[A-Za-z]+| ?[0-9]{1,3}| ?[^\sA-Za-z0-9]|\s+")
@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--long", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
-    mock_formats.time.time = lambda: 1_764_000_000  # type: ignore[attr-defined,method-assign]
+    mock_render.time.time = lambda: 1_764_000_000  # type: ignore[attr-defined,method-assign]
     guardrails = Guardrails.from_policy(PolicyModel.model_validate({"guardrails": GUARDRAILS}))
     assert guardrails is not None
     chunks = answer_chunks(args.events)

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import asyncpg
 
-from sidegate.telemetry.stores import open_store
-from sidegate.telemetry.usage_row import UsageRow
-from sidegate.telemetry.usage_writer import UsageWriter
+from sidegate.telemetry.stores.registry import open_store
+from sidegate.telemetry.usage.row import USAGE, UsageRow
+from sidegate.telemetry.usage.writer import UsageWriter
 
 NOW = datetime.now(UTC)
 
@@ -59,7 +59,7 @@ def rows(count: int, seed: int = 7) -> list[UsageRow]:
 
 
 async def writer_rate(url: str, data: list[UsageRow]) -> None:
-    writer = UsageWriter(open_store(url), flush_interval_s=0.05)
+    writer = UsageWriter(open_store(url, USAGE), flush_interval_s=0.05)
     await writer.start()
     stall = 0.0
     stop = False
@@ -88,7 +88,7 @@ async def writer_rate(url: str, data: list[UsageRow]) -> None:
 
 
 async def fill(url: str, data: list[UsageRow], batch: int = 5000) -> float:
-    store = open_store(url)
+    store = open_store(url, USAGE)
     await store.open()
     started = time.perf_counter()
     for i in range(0, len(data), batch):

@@ -39,8 +39,6 @@ from sidegate.ingress.registry import (
 )
 from sidegate.policy.reload import PolicyHolder
 from sidegate.state import STATE, AppState, new_usage_writer
-from sidegate.telemetry.metrics_endpoint import metrics_handler
-from sidegate.upstream.client import new_session
 
 log = structlog.get_logger("sidegate.app")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -171,6 +169,12 @@ async def readyz(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=503 if reasons else 200, content_type="application/json")
 
 
+async def metrics_handler(request: web.Request) -> web.Response:
+    """The Prometheus exposition of the app's metrics, in the format the scraper's Accept asks for."""
+    body, content_type = await request.app[STATE].metrics.exposition(request.headers.get("Accept"))
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
 def operation(handler: Handler) -> Handler:
     """An operations endpoint: GET and HEAD, JSON 405 for anything else."""
     async def checked(request: web.Request) -> web.StreamResponse:
@@ -241,7 +245,6 @@ async def start_state(policies: str | Path) -> AppState:
     state = AppState(holder, writer, url)
     if state.inference_log is not None:
         await state.inference_log.start()
-    state.session = new_session()
     holder.listeners.append(state.on_policy_swap)
     return state
 

@@ -91,7 +91,7 @@ class RequestContext:
     upstream_called: bool = False
     first_byte_at: float | None = None
     # telemetry
-    span: Any = None  # the request's spans (sidegate.telemetry.tracing); None when tracing is off
+    span: Any = None  # the request's spans (sidegate.telemetry.tracing.tracer); None when tracing is off
     answer: dict[str, Any] | None = None  # a whole JSON answer as sent to the caller (finish reason, model)
     finish_reason: str | None = None  # of a stream, as the destination reported it
 

@@ -104,11 +104,13 @@ async def handle(
     ctx.client = client_of(ctx.user_agent)
     state.tracing.start_request(ctx)
     state.in_flight += 1
-    task = state.live.enter()
+    services = state.upstream  # the stages' services, as they were when this request began
+    live = services.live
+    task = live.enter()
     try:
         if refusal is not None:
             raise refusal
-        if state.live.ending:
+        if live.ending:
             raise shutting_down_error()
         authenticate(ctx)
         await parse(ctx)
@@ -120,12 +122,12 @@ async def handle(
         guard_input(ctx)
         if state.inference_log is not None and state.inference_log.sampled():
             ctx.capture = []  # the relay keeps what it sends back, for the inference log
-        reply = await forward(ctx)
-        return await relay(ctx, reply)
+        reply = await forward(ctx, services)
+        return await relay(ctx, reply, services)
     except GatewayError as err:
         return error_response(ctx, err)
     except asyncio.CancelledError:
-        if state.live.ended():  # shutdown's grace period is over and this answer has not begun
+        if live.ended():  # shutdown's grace period is over and this answer has not begun
             return error_response(ctx, shutting_down_error())
         ctx.status, ctx.error_code = 499, "client_disconnected"
         ctx.usage_complete = False  # a stream cut short: usage seen so far is partial
@@ -136,5 +138,5 @@ async def handle(
             500, "internal_error", f"sidegate could not handle this request (request id {ctx.request_id})"))
     finally:
         state.in_flight -= 1
-        state.live.leave(task)
+        live.leave(task)
         record(state, ctx)

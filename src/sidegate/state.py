@@ -1,10 +1,12 @@
 """What one sidegate process holds while it serves: the policy in force, the rate limiter and the
-usage writer that follow it across reloads, the circuit breakers, the upstream client session and
-the count of requests in flight."""
+usage writer that follow it across reloads, the services handed to the upstream stages (the
+upstream client, the circuit breakers, tracing, the live requests) and the count of requests in
+flight."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -12,25 +14,27 @@ import structlog
 from aiohttp import web
 
 from sidegate.governance.ratelimit import RateLimiter
-from sidegate.telemetry.inference_log import InferenceLog, follow_policy
-from sidegate.telemetry.metrics import Metrics
-from sidegate.telemetry.store_url import redact_url
-from sidegate.telemetry.stores import default_spool_path, open_store
-from sidegate.telemetry.tracing import Tracing, follow
-from sidegate.telemetry.usage_writer import UsageWriter
+from sidegate.telemetry.inference.log import InferenceLog, follow_policy
+from sidegate.telemetry.metrics.app_metrics import Metrics
+from sidegate.telemetry.stores.registry import open_store
+from sidegate.telemetry.stores.url import default_spool_path, redact_url
+from sidegate.telemetry.tracing.tracer import Tracing, follow
+from sidegate.telemetry.usage.row import USAGE
+from sidegate.telemetry.usage.writer import UsageWriter
 from sidegate.upstream.breaker import Breakers
+from sidegate.upstream.client import new_client
 from sidegate.upstream.live import LiveRequests
+from sidegate.upstream.services import UpstreamServices
 
 if TYPE_CHECKING:
     from sidegate.policy.compiled import CompiledPolicy
     from sidegate.policy.reload import PolicyHolder
-    from sidegate.upstream.http1 import Http1Client
 
 log = structlog.get_logger("sidegate.state")
 
 
 def new_usage_writer(url: str) -> UsageWriter:
-    return UsageWriter(open_store(url), spool_path=default_spool_path(url), target=redact_url(url))
+    return UsageWriter(open_store(url, USAGE), spool_path=default_spool_path(url), target=redact_url(url))
 
 
 class AppState:
@@ -39,19 +43,59 @@ class AppState:
         self.usage = usage
         self.usage_url = usage_url
         self.limiter = RateLimiter.from_policy(holder.current.model)
-        self.breakers = Breakers()  # per destination, kept across reloads
         self.inference_log = InferenceLog.from_policy(holder.current.model.inference_log)  # started by app
+        self._tracing = Tracing.from_policy(holder.current.model.telemetry.traces)  # off without an endpoint
+        # What forward and relay are handed: the client, the breakers (per destination, kept across
+        # reloads), tracing and the live requests (what shutdown ends). Rebuilt only when a part changes.
+        self.upstream = UpstreamServices(new_client(), Breakers(), self._tracing, LiveRequests())
         self.metrics = Metrics(holder.current.model.telemetry.metrics.labels, self)
-        self.tracing = Tracing.from_policy(holder.current.model.telemetry.traces)  # off without an endpoint
         self.in_flight = 0
-        self.live = LiveRequests()  # what shutdown ends at the end of its grace period
         self.shutting_down = False  # from SIGTERM on: /readyz answers 503
-        self.session: Http1Client | None = None
         self._background: set[asyncio.Task[Any]] = set()
 
     @property
     def policy(self) -> CompiledPolicy:
         return self.holder.current
+
+    # The gauges the metrics read at scrape time (`telemetry.metrics.process_values.Gauges`).
+    @property
+    def usage_queue_depth(self) -> int:
+        return self.usage.queue_depth
+
+    @property
+    def policy_reloads(self) -> dict[str, int]:
+        return self.holder.reloads
+
+    @property
+    def policy_reload_failed(self) -> bool:
+        return bool(self.holder.last_error)
+
+    @property
+    def dropped_spans(self) -> int:
+        return self.tracing.dropped_spans
+
+    @property
+    def tracing(self) -> Tracing:
+        return self._tracing
+
+    @tracing.setter
+    def tracing(self, tracing: Tracing) -> None:
+        if tracing is self._tracing:  # a reload that kept tracing as it was
+            return
+        self._tracing = tracing
+        self.upstream = dataclasses.replace(self.upstream, tracing=tracing)
+
+    @property
+    def breakers(self) -> Breakers:
+        return self.upstream.breakers
+
+    @breakers.setter
+    def breakers(self, breakers: Breakers) -> None:
+        self.upstream = dataclasses.replace(self.upstream, breakers=breakers)
+
+    @property
+    def live(self) -> LiveRequests:
+        return self.upstream.live
 
     def background(self, work: Coroutine[Any, Any, Any]) -> None:
         """Run work off the request path (a rate-limit settlement); held until done, awaited on close."""
@@ -87,8 +131,7 @@ class AppState:
         if self.limiter is not None:
             await self.limiter.close()
         await self.tracing.close()
-        if self.session is not None:
-            await self.session.close()
+        await self.upstream.client.close()
         await self.usage.close()
         if self.inference_log is not None:
             await self.inference_log.close()

@@ -19,7 +19,7 @@ from tests.support.gateway import BOT_KEY, KEY
 UPSTREAM_KEY = "sk-ant-upstream"
 OAUTH = "sk-ant-oat01-" + "Q" * 40 + "-subscriptionAA"
 
-# Normalised per telemetry/usage_row.py: input = input_tokens + cache reads + cache creations.
+# Normalised per telemetry/usage/row.py: input = input_tokens + cache reads + cache creations.
 U = anthropic_wire.MESSAGES_USAGE
 NORM_INPUT = U["input_tokens"] + U["cache_read_input_tokens"] + U["cache_creation_input_tokens"]
 
@@ -398,7 +398,7 @@ async def test_openai_destination_is_reached_through_translation(gateway, fake_u
     row = await gw.row()
     assert (row["status_code"], row["error_code"]) == (200, None)
     assert row["destination_type"] == "openai" and row["destination_model"] == "gpt-5"
-    usage = message.usage  # the row counts cached tokens as input (see telemetry/usage_row.py)
+    usage = message.usage  # the row counts cached tokens as input (see telemetry/usage/row.py)
     assert row["input_tokens"] == usage.input_tokens + usage.cache_read_input_tokens > 0
     assert row["cache_read_input_tokens"] == usage.cache_read_input_tokens
     assert row["output_tokens"] == usage.output_tokens and row["tokens_estimated"] is False

@@ -22,7 +22,8 @@ from tests.support.fakes.faulty import CLOSE, HANG, RESET, FaultyUpstream, Part,
 from tests.support.gateway import PRINCIPALS
 from tests.support.served import free_port, wait_until_up
 
-from sidegate.telemetry.stores import read_rows
+from sidegate.telemetry.stores.registry import read_rows
+from sidegate.telemetry.usage.row import USAGE
 
 pytestmark = pytest.mark.timeout(60)
 Script = Callable[[Request], list[Part]]
@@ -125,7 +126,7 @@ async def test_the_process_stays_healthy_under_a_volley_of_faults(tmp_path: Path
             assert CLOSE_WAIT not in states and len(states) <= 2 + len(VOLLEY) * 3, states
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0, output()
-        rows = read_rows(f"sqlite:///{db}")
+        rows = read_rows(f"sqlite:///{db}", USAGE)
         assert sorted(r["request_id"] for r in rows) == sorted(ids), "exactly one usage row per request id"
     finally:
         if proc.poll() is None:

@@ -19,8 +19,8 @@ from google.genai import types as gt
 from tests.support.fakes import anthropic_wire, openai_wire, sse_data
 from tests.support.gateway import KEY
 
-from sidegate.telemetry.inference_row import MAX_REQUEST_SIZE_EXCEEDED, MAX_RESPONSE_SIZE_EXCEEDED
-from sidegate.telemetry.stores import read_rows
+from sidegate.telemetry.inference.row import INFERENCE_LOG, MAX_REQUEST_SIZE_EXCEEDED, MAX_RESPONSE_SIZE_EXCEEDED
+from sidegate.telemetry.stores.registry import read_rows
 
 POLICY = """
 providers:
@@ -51,7 +51,7 @@ async def start(gateway: Any, fake_upstream: Any, tmp_path: Path, *, scheme: str
 
 async def logged(gw: Any, store: str) -> list[dict[str, Any]]:
     await gw.state.inference_log.flush()
-    return read_rows(store, "inference_log")
+    return read_rows(store, INFERENCE_LOG)
 
 
 def oai(gw: Any) -> openai.AsyncOpenAI:

@@ -10,8 +10,9 @@ from tests.support.gateway import PRINCIPALS
 from tests.unit.telemetry.test_inference_log import CHAT_BODY, context, usage_row
 
 from sidegate import apis
+from sidegate.telemetry.inference.row import INFERENCE_LOG
 from sidegate.telemetry.record import record
-from sidegate.telemetry.stores import read_rows
+from sidegate.telemetry.stores.registry import read_rows
 
 
 async def test_record_stage_hands_sampled_requests_to_the_log(gateway: Any, tmp_path: Path) -> None:
@@ -23,7 +24,7 @@ async def test_record_stage_hands_sampled_requests_to_the_log(gateway: Any, tmp_
         ctx.policy, ctx.status = gw.state.policy, 200
         record(gw.state, ctx)
     await gw.state.inference_log.flush()
-    assert [r["request_id"] for r in read_rows(url, "inference_log")] == ["sampled"]
+    assert [r["request_id"] for r in read_rows(url, INFERENCE_LOG)] == ["sampled"]
     assert {r["request_id"] for r in await gw.rows()} == {"sampled", "unsampled"}
 
 
@@ -41,7 +42,7 @@ async def test_log_follows_policy_reloads(gateway: Any, tmp_path: Path) -> None:
     assert await gw.state.holder.reload("test")
     new = gw.state.inference_log
     assert new is not None and new is not log and new.url == second
-    assert [r["request_id"] for r in read_rows(first, "inference_log")] == ["before-switch"]  # drained
+    assert [r["request_id"] for r in read_rows(first, INFERENCE_LOG)] == ["before-switch"]  # drained
     gw.write_policy(rest)
     assert await gw.state.holder.reload("test")
     assert gw.state.inference_log is None

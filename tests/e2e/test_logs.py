@@ -34,7 +34,7 @@ from tests.support.fakes import FakeUpstream
 from sidegate.telemetry import logs
 from sidegate.telemetry.access_log import access_line
 from sidegate.telemetry.logs import LineWriter, configure_logging
-from sidegate.telemetry.usage_row import UsageRow
+from sidegate.telemetry.usage.row import UsageRow
 
 CALLER_KEY = "sk-sidegate-ZEBRA-caller-7f3a91"
 CALLER_HASH = hashlib.sha256(CALLER_KEY.encode()).hexdigest()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from tests.support.prom import promtool_check
 from tests.unit.telemetry.test_metrics import OK, request
 
-from sidegate.telemetry.metrics import Metrics
+from sidegate.telemetry.metrics.app_metrics import Metrics
 
 
 def test_an_exposition_with_every_kind_of_sample_is_promtool_clean() -> None:

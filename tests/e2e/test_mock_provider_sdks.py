@@ -16,7 +16,7 @@ from google.genai import types as gtypes
 from tests.unit.upstream.test_mock_provider import PROMPT, WORDS
 
 from sidegate import apis
-from sidegate.upstream.mock import mock_reply
+from sidegate.upstream.mock.model import mock_reply
 
 
 async def _serve(request: web.Request) -> web.StreamResponse:

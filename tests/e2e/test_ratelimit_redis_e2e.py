@@ -28,7 +28,8 @@ from tests.support.governance_env import (
 )
 from tests.support.served import free_port, wait_until_up
 
-from sidegate.telemetry.stores import read_rows
+from sidegate.telemetry.stores.registry import read_rows
+from sidegate.telemetry.usage.row import USAGE
 
 pytest_plugins = ["tests.support.redis_service"]  # redis_url: a key prefix of the test's own on the real Redis
 
@@ -167,7 +168,7 @@ async def test_two_sidegate_processes_sharing_redis_admit_the_limit(redis_url, t
     assert set(counts) <= {200, 429}, counts  # no 503: the store answered every call
     assert abs(admitted - LIMIT) <= LIMIT * 0.02, counts
     assert codes == [0, 0]
-    rows = [row for i in range(2) for row in read_rows(f"sqlite:///{tmp_path / f'usage{i}.db'}")]
+    rows = [row for i in range(2) for row in read_rows(f"sqlite:///{tmp_path / f'usage{i}.db'}", USAGE)]
     assert Counter(row["status_code"] for row in rows) == counts  # every request recorded, as answered
     assert {row["error_code"] for row in rows if row["status_code"] == 429} == {"rate_limit_exceeded"}
     assert sum(row["destination_name"] == "echo" for row in rows) == admitted  # only admitted ones went on

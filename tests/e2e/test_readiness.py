@@ -20,8 +20,8 @@ from tests.support.gateway import KEY
 from tests.support.tcp_proxy import TcpProxy
 
 from sidegate import health
-from sidegate.telemetry.tracing import Tracing
-from sidegate.telemetry.tracing_setup import TraceSettings
+from sidegate.telemetry.tracing.setup import TraceSettings
+from sidegate.telemetry.tracing.tracer import Tracing
 
 pytest_plugins = ["tests.support.pg_service", "tests.support.redis_service"]
 

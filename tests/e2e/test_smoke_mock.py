@@ -11,7 +11,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from sidegate.app import build_app, close_state, start_state
-from sidegate.telemetry.stores import read_rows
+from sidegate.telemetry.stores.registry import read_rows
+from sidegate.telemetry.usage.row import USAGE
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,7 +43,7 @@ async def test_default_policy_serves_openai_sdk(tmp_path, monkeypatch):
             text = "".join([t async for t in s.text_stream])
         assert text == "streamed words"
         await state.usage.flush()
-        rows = read_rows(state.usage_url)
+        rows = read_rows(state.usage_url, USAGE)
         assert [r["status_code"] for r in rows] == [200, 200, 400, 200]
         assert rows[0]["requester"] == "demo@example.com"
         assert rows[1]["guardrail_results"] == [

@@ -20,8 +20,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 from tests.support.fakes import DEFAULT_TEXT, DEFAULT_USAGE
 from tests.support.gateway import KEY, PRINCIPALS
 
-from sidegate.telemetry.tracing import Tracing
-from sidegate.telemetry.tracing_setup import TraceSettings
+from sidegate.telemetry.tracing.setup import TraceSettings
+from sidegate.telemetry.tracing.tracer import Tracing
 
 CHAT = DEFAULT_USAGE["openai.chat"]
 AUTH = {"Authorization": f"Bearer {KEY}"}

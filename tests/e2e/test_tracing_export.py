@@ -18,8 +18,8 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from tests.support.gateway import KEY
 
 from sidegate.policy.model import TracesConfig
-from sidegate.telemetry.tracing import Tracing
-from sidegate.telemetry.tracing_setup import TraceSettings, signal_url, trace_settings
+from sidegate.telemetry.tracing.setup import TraceSettings, signal_url, trace_settings
+from sidegate.telemetry.tracing.tracer import Tracing
 
 AUTH = {"Authorization": f"Bearer {KEY}"}
 BODY = {"model": "gpt-5", "messages": [{"role": "user", "content": "Say hello"}]}

@@ -17,8 +17,9 @@ import pytest_asyncio
 import trustme
 from tests.support.fakes import blackhole
 
-from sidegate.upstream.http1 import ConnectTimeout, Http1Client, UpstreamBroken, _origin
-from sidegate.upstream.http1_response import _HIGH_WATER, Response
+from sidegate.upstream.http1.client import Http1Client, _origin
+from sidegate.upstream.http1.errors import ConnectTimeout, UpstreamBroken
+from sidegate.upstream.http1.response import _HIGH_WATER, Response
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -16,13 +16,12 @@ from tests.support.gateway import GatewayFactory
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.usage_rows import BASE, ids, make_row, wait_until
 
-from sidegate.telemetry.inference_row import InferenceRow
-from sidegate.telemetry.store_postgres import PostgresStore, read_postgres_rows
-from sidegate.telemetry.store_url import default_spool_path, redact_url
-from sidegate.telemetry.stores import open_store, read_rows
-from sidegate.telemetry.tables import INFERENCE_LOG
-from sidegate.telemetry.usage_row import USAGE_COLUMNS, UsageRow
-from sidegate.telemetry.usage_writer import UsageWriter
+from sidegate.telemetry.inference.row import INFERENCE_LOG, InferenceRow
+from sidegate.telemetry.stores.postgres import PostgresStore, read_postgres_rows
+from sidegate.telemetry.stores.registry import open_store, read_rows
+from sidegate.telemetry.stores.url import default_spool_path, redact_url
+from sidegate.telemetry.usage.row import USAGE, USAGE_COLUMNS, UsageRow
+from sidegate.telemetry.usage.writer import UsageWriter
 
 pytest_plugins = ["tests.support.pg_service"]  # the pg_url and pg_admin fixtures
 
@@ -53,14 +52,14 @@ class RecordingStore:
 
 
 async def test_round_trip_column_types_and_indexes(pg_url: str, pg_admin: Any) -> None:
-    store = open_store(pg_url)
+    store = open_store(pg_url, USAGE)
     assert isinstance(store, PostgresStore)
     await store.open()
     rows = [make_row(0), make_row(1, status_code=502, error_code="UPSTREAM_5XX", request_tags={},
                                   routing_information=[], tokens_estimated=True)]
     await store.write(rows)
     await store.close()
-    assert read_rows(pg_url) == [r.as_dict() for r in rows]
+    assert read_rows(pg_url, USAGE) == [r.as_dict() for r in rows]
 
     schema = pg_url.rsplit("=", 1)[1]
     types = dict(await pg_admin.fetch(
@@ -86,12 +85,12 @@ async def test_round_trip_column_types_and_indexes(pg_url: str, pg_admin: Any) -
 
 
 async def test_insert_is_idempotent(pg_url: str) -> None:
-    store = PostgresStore(pg_url)
+    store = PostgresStore(pg_url, USAGE)
     await store.open()
     await store.write([make_row(1), make_row(2)])
     await store.write([make_row(2, status_code=500), make_row(3), make_row(3)])  # a duplicate in one batch too
     await store.close()
-    got = read_postgres_rows(pg_url)
+    got = read_postgres_rows(pg_url, USAGE)
     assert ids(got) == ["req-000001", "req-000002", "req-000003"]
     assert got[1]["status_code"] == 200  # the first write wins
 
@@ -101,18 +100,18 @@ async def test_older_table_gets_the_missing_columns(pg_url: str, pg_admin: Any) 
     await pg_admin.execute(f"CREATE TABLE {schema}.usage (request_id text PRIMARY KEY, event_time timestamptz, "
                            "requester text, total_tokens bigint)")
     await pg_admin.execute(f"INSERT INTO {schema}.usage VALUES ('old-1', '2025-01-01T00:00:00Z', 'bob', 7)")
-    store = PostgresStore(pg_url)
+    store = PostgresStore(pg_url, USAGE)
     with capture_logs() as logs:
         await store.open()
     assert [e["event"] for e in logs] == ["table migrated"]
     assert "request_tags" in logs[0]["added_columns"] and "requester" not in logs[0]["added_columns"]
     await store.write([make_row(5)])
     await store.close()
-    old, new = read_rows(pg_url)
+    old, new = read_rows(pg_url, USAGE)
     assert old["request_id"] == "old-1" and old["requester"] == "bob" and old["total_tokens"] == 7
     assert old["request_tags"] is None and old["event_time"] == "2025-01-01T00:00:00+00:00"
     assert new == make_row(5).as_dict()
-    store = PostgresStore(pg_url)  # a second open changes nothing
+    store = PostgresStore(pg_url, USAGE)  # a second open changes nothing
     with capture_logs() as logs:
         await store.open()
         await store.close()
@@ -123,13 +122,13 @@ async def test_older_table_gets_the_missing_columns(pg_url: str, pg_admin: Any) 
 
 
 async def test_values_postgres_refuses_are_made_storable(pg_url: str) -> None:
-    store = PostgresStore(pg_url)
+    store = PostgresStore(pg_url, USAGE)
     await store.open()
     odd = make_row(1, model_service="gpt\x00x", request_tags={"te\x00am": "m\x00l"}, input_tokens=2**70,
                    guardrail_results=[{"note": "a\x00b", "n": float("nan")}], event_time="not a time")
     await store.write([odd])
     await store.close()
-    (got,) = read_rows(pg_url)
+    (got,) = read_rows(pg_url, USAGE)
     assert got["model_service"] == "gpt\ufffdx"
     assert got["request_tags"] == {"te\ufffdam": "m\ufffdl"}
     assert got["guardrail_results"] == [{"note": "a\ufffdb", "n": None}]
@@ -138,18 +137,18 @@ async def test_values_postgres_refuses_are_made_storable(pg_url: str) -> None:
 
 
 async def test_a_row_that_cannot_be_encoded_is_dropped_alone(pg_url: str) -> None:
-    store = PostgresStore(pg_url)
+    store = PostgresStore(pg_url, USAGE)
     await store.open()
     with capture_logs() as logs:
         await store.write([make_row(1), make_row(2, status_code="abc"), make_row(3)])
     await store.close()
-    assert ids(read_rows(pg_url)) == ["req-000001", "req-000003"]
+    assert ids(read_rows(pg_url, USAGE)) == ["req-000001", "req-000003"]
     errors = [e for e in logs if e["log_level"] == "error"]
     assert len(errors) == 1 and errors[0]["key"] == "req-000002" and '"status_code":"abc"' in errors[0]["row"]
 
 
 async def test_inference_log_rows_in_their_own_table(pg_url: str) -> None:
-    store = open_store(pg_url, INFERENCE_LOG.table)
+    store = open_store(pg_url, INFERENCE_LOG)
     assert isinstance(store, PostgresStore) and store.table == "inference_log"
     row = InferenceRow(request_id="req-1", event_time=BASE.isoformat(), requester="alice", model_service="gpt",
                        status_code=200, streaming=True, request_payload='{"messages": []}', response_payload=None,
@@ -158,15 +157,15 @@ async def test_inference_log_rows_in_their_own_table(pg_url: str) -> None:
     await store.open()
     await store.write([row, row])
     await store.close()
-    assert read_rows(pg_url, INFERENCE_LOG.table) == [INFERENCE_LOG.as_dict(row)]
-    assert read_rows(pg_url) == []  # no usage table yet
+    assert read_rows(pg_url, INFERENCE_LOG) == [INFERENCE_LOG.as_dict(row)]
+    assert read_rows(pg_url, USAGE) == []  # no usage table yet
 
 
 # ----------------------------------------------------------------------------------------- writer
 
 
 async def test_writer_survives_killed_connections(pg_url: str, pg_admin: Any, tmp_path: Path) -> None:
-    store = PostgresStore(pg_url)
+    store = PostgresStore(pg_url, USAGE)
     recording = RecordingStore(store)
     writer = UsageWriter(recording, batch_size=25, flush_interval_s=0.005, retry_initial_s=0.01,
                          retry_max_s=0.05, spool_path=tmp_path / "spool.jsonl")
@@ -186,7 +185,7 @@ async def test_writer_survives_killed_connections(pg_url: str, pg_admin: Any, tm
     await wait_until(lambda: writer.queue_depth == 0)
     await writer.close()
     expected = [f"req-{i:06d}" for i in range(total)]
-    assert ids(read_rows(pg_url)) == expected  # nothing lost, nothing duplicated
+    assert ids(read_rows(pg_url, USAGE)) == expected  # nothing lost, nothing duplicated
     assert recording.written == expected  # written in submission order, each batch once
     assert len(set(pids)) == 3  # a new server process after each kill
     assert not (tmp_path / "spool.jsonl").exists()
@@ -195,7 +194,7 @@ async def test_writer_survives_killed_connections(pg_url: str, pg_admin: Any, tm
 async def test_store_down_at_start_then_up(pg_url: str, tmp_path: Path) -> None:
     proxy = TcpProxy(pg_url)  # nothing listens on its port yet
     url = proxy.url
-    recording = RecordingStore(PostgresStore(url, connect_timeout_s=2))
+    recording = RecordingStore(PostgresStore(url, USAGE, connect_timeout_s=2))
     writer = UsageWriter(recording, batch_size=10, flush_interval_s=0.005, retry_initial_s=0.01,
                          retry_max_s=0.05, max_pending=20, spool_path=tmp_path / "spool.jsonl")
     try:
@@ -205,14 +204,14 @@ async def test_store_down_at_start_then_up(pg_url: str, tmp_path: Path) -> None:
                 writer.submit(make_row(i))
                 await asyncio.sleep(0.001)
             await wait_until(lambda: (tmp_path / "spool.jsonl").exists())  # past max_pending: oldest spooled
-            assert writer.queue_depth == 50 and read_rows(pg_url) == []
+            assert writer.queue_depth == 50 and read_rows(pg_url, USAGE) == []
             await proxy.start()
             await wait_until(lambda: writer.queue_depth == 0)
             await writer.close()
     finally:
         await proxy.stop()
     expected = [f"req-{i:06d}" for i in range(50)]
-    assert ids(read_rows(pg_url)) == expected
+    assert ids(read_rows(pg_url, USAGE)) == expected
     assert recording.written == expected
     assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["usage store unavailable"]
     assert "usage store recovered" in [e["event"] for e in logs]
@@ -226,7 +225,7 @@ async def test_close_while_down_spools_and_the_next_start_replays(pg_url: str, t
     url = proxy.url
     spool = default_spool_path(url)
     assert spool is not None and spool.parent == tmp_path / "spool"
-    writer = UsageWriter(PostgresStore(url, connect_timeout_s=2), spool_path=spool, retry_initial_s=0.01)
+    writer = UsageWriter(PostgresStore(url, USAGE, connect_timeout_s=2), spool_path=spool, retry_initial_s=0.01)
     await writer.start()
     for i in range(7):
         writer.submit(make_row(i))
@@ -237,12 +236,12 @@ async def test_close_while_down_spools_and_the_next_start_replays(pg_url: str, t
     try:
         for _ in range(2):  # the same spool replayed twice: no duplicates
             spool.write_bytes(saved)
-            writer = UsageWriter(PostgresStore(url), spool_path=spool)
+            writer = UsageWriter(PostgresStore(url, USAGE), spool_path=spool)
             await writer.start()
             assert not spool.exists()
             writer.submit(make_row(7))
             await writer.close()
-            assert ids(read_rows(pg_url)) == [f"req-{i:06d}" for i in range(8)]
+            assert ids(read_rows(pg_url, USAGE)) == [f"req-{i:06d}" for i in range(8)]
     finally:
         await proxy.stop()
 
@@ -263,7 +262,7 @@ def test_spool_path_and_redaction(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert redact_url("postgresql://u:secret@db:5432/usage?x=1") == "postgresql://u:***@db:5432/usage?x=1"
     assert redact_url("postgresql://u@db/usage") == "postgresql://u@db/usage"
     with pytest.raises(ValueError, match="table"):
-        PostgresStore("postgresql://db/x", table="usage; DROP")
+        PostgresStore("postgresql://db/x", USAGE, table="usage; DROP")
 
 
 async def test_gateway_writes_usage_to_postgres(gateway: GatewayFactory, pg_url: str,

@@ -13,9 +13,9 @@ import orjson
 import pytest
 
 from sidegate.cli import main
-from sidegate.telemetry.stores import open_store
-from sidegate.telemetry.usage_report import parse_by, parse_since, percentile
-from sidegate.telemetry.usage_row import UsageRow
+from sidegate.telemetry.stores.registry import open_store
+from sidegate.telemetry.usage.report import parse_by, parse_since, percentile
+from sidegate.telemetry.usage.row import USAGE, UsageRow
 
 pytest_plugins = ["tests.support.pg_service"]  # the pg_url and pg_admin fixtures
 
@@ -53,7 +53,7 @@ def totals(requests: int, errors: int, i: int, o: int, cr: int, cc: int, r: int,
 
 
 async def fill(url: str, rows: list[UsageRow]) -> str:
-    store = open_store(url)
+    store = open_store(url, USAGE)
     await store.open()
     await store.write(rows)
     # a replayed spool writes a row again (other values, same request_id): counted once everywhere

@@ -17,7 +17,8 @@ from aiohttp.test_utils import TestServer
 
 from sidegate.app import build_app, close_state, start_state
 from sidegate.state import AppState
-from sidegate.telemetry.stores import read_rows
+from sidegate.telemetry.stores.registry import read_rows
+from sidegate.telemetry.usage.row import USAGE
 
 KEY = "sk-test-alice"
 BOT_KEY = "sk-test-bot"
@@ -51,7 +52,7 @@ class Gateway:
 
     async def rows(self) -> list[dict[str, Any]]:
         await self.state.usage.flush()
-        return read_rows(self.state.usage_url)
+        return read_rows(self.state.usage_url, USAGE)
 
     async def row(self) -> dict[str, Any]:
         rows = await self.rows()

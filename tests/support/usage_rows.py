@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sidegate.telemetry.usage_row import UsageRow
+from sidegate.telemetry.usage.row import UsageRow
 
 BASE = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 

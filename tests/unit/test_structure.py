@@ -267,9 +267,9 @@ TABLES = [
     keyed("sidegate.telemetry.genai.FINISH_REASONS", GENERATING, "only generated answers say why they stopped"),
     keyed("sidegate.translate.registry.CODECS", CALLS, "the model list is answered by sidegate, never translated"),
     keyed("sidegate.translate.registry.PREFERENCES", CALLS, "every translatable caller format has its destinations"),
-    keyed("sidegate.upstream.mock.SUPPORTED_APIS", CALLS,
+    keyed("sidegate.upstream.mock.model.SUPPORTED_APIS", CALLS,
           "the mock answers every call a provider answers; the model list is sidegate's"),
-    keyed("sidegate.upstream.mock_validate.CHECKS", CALLS, "the mock refuses bad requests of every format it answers"),
+    keyed("sidegate.upstream.mock.validate.CHECKS", CALLS, "the mock refuses bad requests of every format it answers"),
     keyed(f"{PROVIDERS}.ALL_APIS", apis.ALL, "some provider kind serves every format"),
     *(keyed(f"{PROVIDERS}.{table}", family_members(family), f"a {family} server speaks the {family} formats only",
             provider_paths)

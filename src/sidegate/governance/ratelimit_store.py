@@ -38,7 +38,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from sidegate.health import Health
-from sidegate.telemetry.store_url import redact_url
+from sidegate.telemetry.stores.url import redact_url
 
 WINDOW_S = 60.0
 SLOT_S = 0.01

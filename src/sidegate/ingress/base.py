@@ -13,7 +13,7 @@ from sidegate.errors import GatewayError
 
 @dataclass(slots=True)
 class TokenUsage:
-    """Token counts normalised as described in `telemetry.usage_row`."""
+    """Token counts normalised as described in `telemetry.usage.row`."""
 
     input: int = 0
     output: int = 0

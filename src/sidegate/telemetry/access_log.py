@@ -20,7 +20,7 @@ import orjson
 import structlog
 
 from sidegate.telemetry.logs import SETUP
-from sidegate.telemetry.usage_row import UsageRow
+from sidegate.telemetry.usage.row import UsageRow
 
 log = structlog.get_logger("sidegate.access")
 

@@ -4,28 +4,51 @@ rate-limit settlement with the real token count, and the request's metrics, span
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
 from sidegate.context import RequestContext
 from sidegate.ingress.base import TokenUsage, estimate_tokens, text_chars
 from sidegate.telemetry.access_log import access_line
-from sidegate.telemetry.usage_row import UsageRow
+from sidegate.telemetry.inference.log import InferenceLog
+from sidegate.telemetry.metrics.app_metrics import Metrics
+from sidegate.telemetry.tracing.tracer import Tracing
+from sidegate.telemetry.usage.row import UsageRow
+from sidegate.telemetry.usage.writer import UsageWriter
 
-if TYPE_CHECKING:
-    from sidegate.state import AppState
+
+class RecordServices(Protocol):
+    """What the record stage uses, read at each call (a policy reload replaces some of them); the
+    app state provides them."""
+
+    @property
+    def usage(self) -> UsageWriter: ...
+
+    @property
+    def inference_log(self) -> InferenceLog | None: ...
+
+    @property
+    def metrics(self) -> Metrics: ...
+
+    @property
+    def tracing(self) -> Tracing: ...
+
+    def background(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run work off the request path (a rate-limit settlement with a remote store)."""
 
 
-def record(state: AppState, ctx: RequestContext) -> UsageRow:
+def record(services: RecordServices, ctx: RequestContext) -> UsageRow:
     """Never raises into the pipeline for a store problem: the writer spools what it cannot write."""
     row = usage_row(ctx, time.perf_counter())
-    state.usage.submit(row)
-    if ctx.capture is not None and state.inference_log is not None:
-        state.inference_log.submit(ctx, row)
-    state.metrics.observe(ctx, row)
+    services.usage.submit(row)
+    inference_log = services.inference_log
+    if ctx.capture is not None and inference_log is not None:
+        inference_log.submit(ctx, row)
+    services.metrics.observe(ctx, row)
     limiter, reservation = ctx.limiter, ctx.reservation
     if limiter is not None and reservation is not None and not limiter.settle_now(reservation, row.total_tokens):
-        state.background(limiter.settle(reservation, row.total_tokens))  # a remote store: off the request path
-    state.tracing.end_request(ctx, row)
+        services.background(limiter.settle(reservation, row.total_tokens))  # a remote store: off the request path
+    services.tracing.end_request(ctx, row)
     access_line(row)
     return row
 

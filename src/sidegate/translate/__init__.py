@@ -11,6 +11,14 @@ codec. The cost is that the neutral form must hold the union of what matters (th
 signatures, tool-call fragments with their indexes, cache usage); what it cannot hold does not
 translate, and the decoders say so with a 400 naming the field (`errors.TranslationError`).
 
+Decoders read every caller field through the typed readers of `fields`: a field of the wrong JSON
+type (a string where a number goes, `true` as a token limit, `10.5` or `1e20` as an integer) is a
+400 `invalid_request_field` naming it by its JSON path. The same readers read destination answers;
+there a wrong type means the upstream's answer is unreadable: `errors.UnreadableAnswer`, a 502
+`upstream_invalid_response`, raised by `Translation.response`; in a stream `StreamTranslator.feed`
+ends the caller's stream with its error event and keeps the failure in `failure`. Codecs raise
+nothing but `GatewayError`s (a property test feeds them random and mutated JSON).
+
 Everything here is pure: functions of dicts and bytes, no I/O. Per-request state lives in a
 `Translation`, per-stream state in its `StreamTranslator`. `registry` holds the pair matrix and
 `plan` picks the destination format for a provider.
@@ -29,8 +37,8 @@ function-call signatures do not ride through Anthropic, chat or Responses caller
 to Gemini carry Google's documented placeholder instead.
 """
 
-from sidegate.translate.errors import TranslationError
+from sidegate.translate.errors import TranslationError, UnreadableAnswer
 from sidegate.translate.registry import ESTIMATE, plan
 from sidegate.translate.translation import StreamTranslator, Translation
 
-__all__ = ["ESTIMATE", "StreamTranslator", "Translation", "TranslationError", "plan"]
+__all__ = ["ESTIMATE", "StreamTranslator", "Translation", "TranslationError", "UnreadableAnswer", "plan"]

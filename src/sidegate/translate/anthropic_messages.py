@@ -23,6 +23,19 @@ import orjson
 from sidegate import apis
 from sidegate.translate import carry
 from sidegate.translate.errors import invalid, unsupported
+from sidegate.translate.fields import (
+    bool_field,
+    int_field,
+    num_field,
+    obj_field,
+    objects,
+    str_field,
+    str_list,
+    want_list,
+    want_obj,
+    want_str,
+    wrong,
+)
 from sidegate.translate.media import guess_type
 from sidegate.translate.neutral import (
     Media,
@@ -31,6 +44,7 @@ from sidegate.translate.neutral import (
     Reasoning,
     Request,
     ResponseFormat,
+    Role,
     Text,
     Thinking,
     Tool,
@@ -40,12 +54,14 @@ from sidegate.translate.neutral import (
     budget_for,
 )
 from sidegate.translate.schema import custom_tool_schema, object_schema
-from sidegate.translate.wire import args_object, int_or_none, number_or_none, safe_tool_id, str_or
+from sidegate.translate.wire import args_object, safe_tool_id
 
 API = apis.ANTHROPIC_MESSAGES
 FAMILY = "anthropic"
 DEFAULT_MAX_TOKENS = 4096  # when the caller set no limit: every Claude model accepts it
 MIN_THINKING_BUDGET = 1024
+_ROLES: dict[str, Role] = {"user": "user", "assistant": "assistant", "system": "system"}
+PDF = "application/pdf"  # the one inline (base64) document type
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
 # Accepted and ignored: caching marks, service tier and routing hints, beta context editing.
@@ -54,31 +70,36 @@ ADVISORY = frozenset({"cache_control", "service_tier", "speed", "inference_geo",
 
 
 def _source(source: Any, field: str) -> Media:
-    kind = source.get("type") if isinstance(source, dict) else None
+    source = want_obj(source, field)
+    kind = str_field(source, "type", field)
     if kind == "base64":
-        return Media(source.get("media_type"), data=str(source.get("data") or ""))
+        return Media(str_field(source, "media_type", field) or None, data=str_field(source, "data", field) or "")
     if kind == "url":
-        return Media(guess_type(str(source.get("url"))), url=str(source.get("url")))
-    raise unsupported(f"{field}.source", "the destination", f"source type {kind!r}")
+        url = want_str(source.get("url"), f"{field}.url")
+        return Media(guess_type(url), url=url)
+    raise unsupported(field, "the destination", f"source type {kind!r}")
 
 
 def _block_texts(content: Any, field: str) -> list[Text]:
     if isinstance(content, str):
         return [Text(content)]
+    if content is None:
+        return []
     out = []
-    for j, block in enumerate(content or ()):
-        if not isinstance(block, dict) or block.get("type") != "text":
-            raise invalid(f"{field}[{j}]", "only text blocks are allowed here")
-        out.append(Text(str(block.get("text") or "")))
+    for j, block in enumerate(want_list(content, field)):
+        where = f"{field}[{j}]"
+        if str_field(want_obj(block, where), "type", where) != "text":
+            raise invalid(where, "only text blocks are allowed here")
+        out.append(Text(str_field(block, "text", where) or ""))
     return out
 
 
 def _document(block: dict[str, Any], field: str) -> Part:
-    source = block.get("source") or {}
+    source = obj_field(block, "source", field) or {}
     if source.get("type") == "text":
-        return Text(str(source.get("data") or ""))
-    found = _source(source, field)
-    found.filename = block.get("title")
+        return Text(str_field(source, "data", f"{field}.source") or "")
+    found = _source(source, f"{field}.source")
+    found.filename = str_field(block, "title", field)
     return found
 
 
@@ -86,18 +107,19 @@ def _result_content(content: Any, field: str) -> list[Text | Media]:
     if isinstance(content, str):
         return [Text(content)]
     out: list[Text | Media] = []
-    for j, block in enumerate(content or ()):
-        kind = block.get("type") if isinstance(block, dict) else None
+    for j, block in enumerate(want_list(content, field) if content is not None else ()):
+        where = f"{field}[{j}]"
+        kind = str_field(want_obj(block, where), "type", where)
         if kind == "text":
-            out.append(Text(str(block.get("text") or "")))
+            out.append(Text(str_field(block, "text", where) or ""))
         elif kind == "image":
-            out.append(_source(block.get("source"), f"{field}[{j}]"))
+            out.append(_source(block.get("source"), f"{where}.source"))
         elif kind == "document":
-            part = _document(block, f"{field}[{j}]")
+            part = _document(block, where)
             assert isinstance(part, Text | Media)
             out.append(part)
         else:
-            raise unsupported(f"{field}[{j}]", "the destination", f"tool result block type {kind!r}")
+            raise unsupported(where, "the destination", f"tool result block type {kind!r}")
     return out
 
 
@@ -112,79 +134,85 @@ def _blocks(content: Any, field: str, names: dict[str, str]) -> list[Part]:
     if isinstance(content, str):
         return [Text(content)]
     if not isinstance(content, list):
-        raise invalid(field, "must be a string or a list of content blocks")
+        raise wrong(field, "a string or an array of content blocks", content)
     parts: list[Part] = []
     for j, block in enumerate(content):
-        kind = block.get("type") if isinstance(block, dict) else None
         where = f"{field}[{j}]"
+        kind = str_field(want_obj(block, where), "type", where)
         if kind == "text":
-            parts.append(Text(str(block.get("text") or "")))
+            parts.append(Text(str_field(block, "text", where) or ""))
         elif kind == "image":
-            parts.append(_source(block.get("source"), where))
+            parts.append(_source(block.get("source"), f"{where}.source"))
         elif kind == "document":
             parts.append(_document(block, where))
         elif kind == "tool_use":
-            call_id = str(block.get("id") or "")
-            names[call_id] = str(block.get("name") or "")
-            parts.append(ToolCall(call_id, names[call_id], orjson.dumps(block.get("input") or {}).decode()))
+            call_id = str_field(block, "id", where) or ""
+            names[call_id] = str_field(block, "name", where) or ""
+            arguments = orjson.dumps(obj_field(block, "input", where) or {}).decode()
+            parts.append(ToolCall(call_id, names[call_id], arguments))
         elif kind == "tool_result":
-            call_id = str(block.get("tool_use_id") or "")
+            call_id = str_field(block, "tool_use_id", where) or ""
             parts.append(ToolResult(call_id, _result_content(block.get("content"), f"{where}.content"),
-                                    block.get("is_error") is True, names.get(call_id)))
+                                    bool_field(block, "is_error", where) is True, names.get(call_id)))
         elif kind == "thinking":
-            parts.append(_thinking(str(block.get("signature") or ""), str(block.get("thinking") or ""), False))
+            parts.append(_thinking(str_field(block, "signature", where) or "",
+                                   str_field(block, "thinking", where) or "", False))
         elif kind == "redacted_thinking":
-            parts.append(_thinking(str(block.get("data") or ""), "", True))
+            parts.append(_thinking(str_field(block, "data", where) or "", "", True))
         else:
             raise unsupported(where, "the destination", f"content block type {kind!r}")
     return parts
 
 
-def _tools(raw: Any, dropped: list[str]) -> list[Tool]:
+def _tools(body: dict[str, Any], dropped: list[str]) -> list[Tool]:
     """Custom (client) tools. Anthropic's own tools (web search, code execution, bash, text editor,
     computer use…) have schemas and runtimes only Anthropic knows: left out, listed in `dropped`."""
     tools = []
-    for i, tool in enumerate(raw or ()):
-        if not isinstance(tool, dict) or tool.get("type") not in (None, "custom") or "input_schema" not in tool:
-            dropped.append(f"tools[{i}]")
+    for where, tool in objects(body, "tools"):
+        if str_field(tool, "type", where) not in (None, "custom") or "input_schema" not in tool:
+            dropped.append(where)
             continue
-        tools.append(Tool(str(tool.get("name")), tool.get("description"), tool.get("input_schema") or {},
-                          tool.get("strict") if isinstance(tool.get("strict"), bool) else None))
+        name = str_field(tool, "name", where)
+        if not name:
+            raise invalid(f"{where}.name", "must be a non-empty string")
+        tools.append(Tool(name, str_field(tool, "description", where), obj_field(tool, "input_schema", where) or {},
+                          bool_field(tool, "strict", where)))
     return tools
 
 
-def _tool_choice(raw: Any) -> tuple[ToolChoice | None, bool | None]:
-    if not isinstance(raw, dict):
+def _tool_choice(body: dict[str, Any]) -> tuple[ToolChoice | None, bool | None]:
+    raw = obj_field(body, "tool_choice")
+    if raw is None:
         return None, None
     modes = {"auto": "auto", "any": "required", "none": "none", "tool": "tool"}
-    mode = modes.get(str(raw.get("type")))
+    kind = str_field(raw, "type", "tool_choice")
+    mode = modes.get(kind or "")
     if mode is None:
-        raise unsupported("tool_choice", "the destination", f"type {raw.get('type')!r}")
-    parallel = False if raw.get("disable_parallel_tool_use") is True else None
-    return ToolChoice(mode, raw.get("name") if mode == "tool" else None), parallel  # type: ignore[arg-type]
+        raise unsupported("tool_choice", "the destination", f"type {kind!r}")
+    parallel = False if bool_field(raw, "disable_parallel_tool_use", "tool_choice") else None
+    name = str_field(raw, "name", "tool_choice") if mode == "tool" else None
+    return ToolChoice(mode, name), parallel  # type: ignore[arg-type]
 
 
-def _reasoning(body: dict[str, Any]) -> Reasoning | None:
-    thinking = body.get("thinking")
-    config = body.get("output_config") if isinstance(body.get("output_config"), dict) else {}
-    effort = config.get("effort") if isinstance(config, dict) else None
-    if not isinstance(thinking, dict):
-        return Reasoning(effort=effort) if isinstance(effort, str) else None
-    kind = thinking.get("type")
-    if kind == "disabled":
+def _reasoning(body: dict[str, Any], config: dict[str, Any]) -> Reasoning | None:
+    thinking = obj_field(body, "thinking")
+    effort = str_field(config, "effort", "output_config")
+    if thinking is None:
+        return Reasoning(effort=effort) if effort is not None else None
+    if str_field(thinking, "type", "thinking") == "disabled":
         return Reasoning(enabled=False)
-    return Reasoning(effort=effort if isinstance(effort, str) else None,
-                     budget=int_or_none(thinking.get("budget_tokens")), summaries=thinking.get("display") != "omitted")
+    return Reasoning(effort=effort, budget=int_field(thinking, "budget_tokens", "thinking"),
+                     summaries=str_field(thinking, "display", "thinking") != "omitted")
 
 
-def _format(body: dict[str, Any]) -> ResponseFormat | None:
-    config = body.get("output_config")
-    fmt = config.get("format") if isinstance(config, dict) else None
-    if not isinstance(fmt, dict):
+def _format(config: dict[str, Any]) -> ResponseFormat | None:
+    fmt = obj_field(config, "format", "output_config")
+    if fmt is None:
         return None
-    if fmt.get("type") != "json_schema":
-        raise unsupported("output_config.format", "the destination", f"type {fmt.get('type')!r}")
-    return ResponseFormat("json_schema", fmt.get("schema") or {})
+    kind = str_field(fmt, "type", "output_config.format")
+    if kind != "json_schema":
+        raise unsupported("output_config.format", "the destination", f"type {kind!r}")
+    return ResponseFormat("json_schema", obj_field(fmt, "schema", "output_config.format") or {})
 
 
 def decode_request(body: dict[str, Any]) -> Request:
@@ -196,29 +224,30 @@ def decode_request(body: dict[str, Any]) -> Request:
     names: dict[str, str] = {}
     messages = []
     for i, msg in enumerate(raw):
-        role = msg.get("role") if isinstance(msg, dict) else None
-        if role not in ("user", "assistant", "system"):
-            raise invalid(f"messages[{i}].role", "must be user, assistant or system")
-        messages.append(Message(role, _blocks(msg.get("content"), f"messages[{i}].content", names)))
-    choice, parallel = _tool_choice(body.get("tool_choice"))
+        where = f"messages[{i}]"
+        role = _ROLES.get(str_field(want_obj(msg, where), "role", where) or "")
+        if role is None:
+            raise invalid(f"{where}.role", "must be user, assistant or system")
+        messages.append(Message(role, _blocks(msg.get("content"), f"{where}.content", names)))
+    choice, parallel = _tool_choice(body)
     dropped: list[str] = []
-    metadata = body.get("metadata")
-    stop = body.get("stop_sequences")
+    metadata = obj_field(body, "metadata")
+    config = obj_field(body, "output_config") or {}
     return Request(
         messages=messages,
         system=_block_texts(body.get("system"), "system"),
-        tools=_tools(body.get("tools"), dropped),
+        tools=_tools(body, dropped),
         tool_choice=choice,
         parallel_tool_calls=parallel,
-        max_tokens=int_or_none(body.get("max_tokens")),
-        temperature=number_or_none(body.get("temperature")),
-        top_p=number_or_none(body.get("top_p")),
-        top_k=int_or_none(body.get("top_k")),
-        stop=[s for s in stop or () if isinstance(s, str)] if isinstance(stop, list) else [],
-        response_format=_format(body),
-        reasoning=_reasoning(body),
-        user=str_or(metadata.get("user_id"), "") or None if isinstance(metadata, dict) else None,
-        stream=body.get("stream") is True,
+        max_tokens=int_field(body, "max_tokens", low=1),
+        temperature=num_field(body, "temperature"),
+        top_p=num_field(body, "top_p"),
+        top_k=int_field(body, "top_k"),
+        stop=str_list(body, "stop_sequences"),
+        response_format=_format(config),
+        reasoning=_reasoning(body, config),
+        user=(str_field(metadata, "user_id", "metadata") or None) if metadata is not None else None,
+        stream=bool_field(body, "stream") is True,
         dropped=dropped,
     )
 
@@ -233,6 +262,8 @@ def media_block(part: Media, field: str) -> dict[str, Any]:
     media_type = part.media_type or "image/jpeg"
     if kind == "image" and media_type not in IMAGE_TYPES:
         raise unsupported(field, API, f"image type {media_type!r} (allowed: {', '.join(sorted(IMAGE_TYPES))})")
+    if kind == "document" and media_type != PDF:
+        raise unsupported(field, API, f"inline document type {media_type!r} (allowed: {PDF})")
     return {"type": kind, "source": {"type": "base64", "media_type": media_type, "data": part.data}}
 
 

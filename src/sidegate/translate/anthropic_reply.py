@@ -11,8 +11,9 @@ from sidegate.ingress.base import TokenUsage, as_int
 from sidegate.translate import carry
 from sidegate.translate import errors as e
 from sidegate.translate import neutral as n
+from sidegate.translate.fields import checked_usage, obj_field, objects, str_field
 from sidegate.translate.neutral import Part, Response, Text, Thinking, ToolCall
-from sidegate.translate.wire import new_id, now, safe_tool_id, tool_input
+from sidegate.translate.wire import new_id, now, safe_tool_id, str_or, tool_input
 
 FAMILY = "anthropic"
 FINISH_IN = {"end_turn": n.STOP, "stop_sequence": n.STOP_SEQUENCE, "max_tokens": n.LENGTH, "tool_use": n.TOOL_CALLS,
@@ -30,7 +31,7 @@ def usage_in(usage: Any, into: TokenUsage | None = None) -> TokenUsage | None:
     out = messages_usage(usage, into)
     if out is not None and isinstance(usage, dict) and isinstance(usage.get("output_tokens_details"), dict):
         out.reasoning = as_int(usage["output_tokens_details"].get("thinking_tokens"))
-    return out
+    return checked_usage(out, "usage")
 
 
 def usage_out(usage: TokenUsage | None) -> dict[str, Any]:
@@ -46,31 +47,32 @@ def usage_out(usage: TokenUsage | None) -> dict[str, Any]:
     return out
 
 
-def decode_block(block: dict[str, Any]) -> Part | None:
-    kind = block.get("type")
+def decode_block(block: dict[str, Any], field: str) -> Part | None:
+    kind = str_field(block, "type", field)
     if kind == "text":
-        return Text(str(block.get("text") or ""))
+        return Text(str_field(block, "text", field) or "")
     if kind == "thinking":
-        return Thinking(str(block.get("thinking") or ""), block.get("signature") or None, FAMILY)
+        return Thinking(str_field(block, "thinking", field) or "", str_field(block, "signature", field) or None,
+                        FAMILY)
     if kind == "redacted_thinking":
-        return Thinking("", block.get("data") or None, FAMILY, redacted=True)
+        return Thinking("", str_field(block, "data", field) or None, FAMILY, redacted=True)
     if kind == "tool_use":
-        return ToolCall(str(block.get("id") or new_id("toolu_")), str(block.get("name") or ""),
-                        orjson.dumps(block.get("input") or {}).decode())
+        return ToolCall(str_field(block, "id", field) or new_id("toolu_"), str_field(block, "name", field) or "",
+                        orjson.dumps(obj_field(block, "input", field) or {}).decode())
     return None  # server-tool blocks: sidegate never offers server tools across formats
 
 
 def decode_response(obj: dict[str, Any]) -> Response:
-    parts = [part for block in obj.get("content") or () if isinstance(block, dict) and (part := decode_block(block))]
-    reason = obj.get("stop_reason")
+    parts = [part for where, block in objects(obj, "content") if (part := decode_block(block, where))]
+    reason = str_field(obj, "stop_reason")
     return Response(
-        id=str(obj.get("id") or new_id("msg_")),
-        model=str(obj.get("model") or ""),
+        id=str_field(obj, "id") or new_id("msg_"),
+        model=str_field(obj, "model") or "",
         created=now(),
         parts=parts,
-        finish=FINISH_IN.get(reason, n.STOP) if isinstance(reason, str) else None,
+        finish=FINISH_IN.get(reason, n.STOP) if reason is not None else None,
         usage=usage_in(obj.get("usage")),
-        stop_sequence=obj.get("stop_sequence") if isinstance(obj.get("stop_sequence"), str) else None,
+        stop_sequence=str_field(obj, "stop_sequence"),
     )
 
 
@@ -121,7 +123,8 @@ def decode_error(status: int, obj: dict[str, Any]) -> e.ApiError:
     error = obj.get("error") if isinstance(obj.get("error"), dict) else {}
     assert isinstance(error, dict)
     kind = error.get("type")
-    return e.upstream_error(status, error.get("message"), ERROR_KINDS.get(str(kind)), str(kind) if kind else None)
+    message = str_or(error.get("message"), "") or None
+    return e.upstream_error(status, message, ERROR_KINDS.get(str(kind)), str(kind) if kind else None)
 
 
 def error_object(err: e.ApiError) -> dict[str, Any]:

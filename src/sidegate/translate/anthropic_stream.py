@@ -28,7 +28,8 @@ from sidegate.translate.anthropic_reply import (
     usage_out,
 )
 from sidegate.translate.errors import ApiError, kind_for_status
-from sidegate.translate.wire import int_or_none, new_id, now, safe_tool_id, sse
+from sidegate.translate.fields import event_object, int_field, obj_field, str_field
+from sidegate.translate.wire import new_id, now, safe_tool_id, sse, str_or
 
 _STATUS = {"invalid_request_error": 400, "authentication_error": 401, "billing_error": 402, "permission_error": 403,
            "not_found_error": 404, "request_too_large": 413, "rate_limit_error": 429, "api_error": 500,
@@ -43,75 +44,71 @@ class AnthropicStreamDecoder:
         self._usage: TokenUsage | None = None
 
     def feed(self, event: str | None, data: bytes) -> list[n.Event]:
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return []
-        if not isinstance(obj, dict):
-            return []
-        kind = obj.get("type")
+        obj = event_object(data)
+        kind = str_field(obj, "type")
         if kind == "content_block_delta":
             return self._delta(obj)
         if kind == "content_block_start":
             return self._block_start(obj)
         if kind == "message_start":
-            message = obj.get("message") or {}
+            message = obj_field(obj, "message") or {}
             self._usage = usage_in(message.get("usage"))
-            return [n.Start(str(message.get("id") or new_id("msg_")), str(message.get("model") or ""), now(),
-                            self._usage)]
+            return [n.Start(str_field(message, "id", "message") or new_id("msg_"),
+                            str_field(message, "model", "message") or "", now(), self._usage)]
         if kind == "message_delta":
             out: list[n.Event] = []
-            delta = obj.get("delta") or {}
-            if isinstance(delta.get("stop_reason"), str):
-                out.append(n.Finish(FINISH_IN.get(delta["stop_reason"], n.STOP), delta.get("stop_sequence")))
-            if isinstance(obj.get("usage"), dict):
+            delta = obj_field(obj, "delta") or {}
+            if (reason := str_field(delta, "stop_reason", "delta")) is not None:
+                out.append(n.Finish(FINISH_IN.get(reason, n.STOP), str_field(delta, "stop_sequence", "delta")))
+            if (usage := obj_field(obj, "usage")) is not None:
                 base = dataclasses.replace(self._usage) if self._usage else None
-                self._usage = usage_in(obj["usage"], base)
+                self._usage = usage_in(usage, base)
                 if self._usage is not None:
                     out.append(n.UsageUpdate(self._usage))
             return out
         if kind == "message_stop":
             return [n.End()]
         if kind == "error":
-            error = obj.get("error") or {}
+            error = obj_field(obj, "error") or {}
             etype = str(error.get("type"))
             status = _STATUS.get(etype, 500)
             return [n.StreamError(status, ERROR_KINDS.get(etype) or kind_for_status(status),
-                                  str(error.get("message") or etype))]
+                                  str_or(error.get("message"), etype))]
         return []
 
     def _block_start(self, obj: dict[str, Any]) -> list[n.Event]:
-        block = obj.get("content_block") or {}
-        index = int_or_none(obj.get("index")) or 0
-        kind = block.get("type")
-        if kind == "text" and block.get("text"):
-            return [n.TextDelta(str(block["text"]))]
+        block = obj_field(obj, "content_block") or {}
+        where = "content_block"
+        index = int_field(obj, "index") or 0
+        kind = str_field(block, "type", where)
+        if kind == "text" and (text := str_field(block, "text", where)):
+            return [n.TextDelta(text)]
         if kind == "thinking":
-            return [n.ThinkingDelta(str(block.get("thinking") or ""), origin=FAMILY)]
+            return [n.ThinkingDelta(str_field(block, "thinking", where) or "", origin=FAMILY)]
         if kind == "redacted_thinking":
-            return [n.ThinkingDelta("", str(block.get("data") or ""), FAMILY, redacted=True)]
+            return [n.ThinkingDelta("", str_field(block, "data", where) or "", FAMILY, redacted=True)]
         if kind == "tool_use":
             tool = self._tools[index] = len(self._tools)
-            out: list[n.Event] = [n.ToolCallStart(tool, str(block.get("id") or new_id("toolu_")),
-                                                  str(block.get("name") or ""))]
-            if block.get("input"):
-                out.append(n.ToolArgsDelta(tool, orjson.dumps(block["input"]).decode()))
+            out: list[n.Event] = [n.ToolCallStart(tool, str_field(block, "id", where) or new_id("toolu_"),
+                                                  str_field(block, "name", where) or "")]
+            if arguments := obj_field(block, "input", where):
+                out.append(n.ToolArgsDelta(tool, orjson.dumps(arguments).decode()))
             return out
         return []
 
     def _delta(self, obj: dict[str, Any]) -> list[n.Event]:
-        delta = obj.get("delta") or {}
-        kind = delta.get("type")
+        delta = obj_field(obj, "delta") or {}
+        kind = str_field(delta, "type", "delta")
         if kind == "text_delta":
-            return [n.TextDelta(str(delta.get("text") or ""))]
+            return [n.TextDelta(str_field(delta, "text", "delta") or "")]
         if kind == "input_json_delta":
-            tool = self._tools.get(int_or_none(obj.get("index")) or 0)
-            fragment = delta.get("partial_json")
+            tool = self._tools.get(int_field(obj, "index") or 0)
+            fragment = str_field(delta, "partial_json", "delta")
             return [n.ToolArgsDelta(tool, fragment)] if tool is not None and fragment else []
         if kind == "thinking_delta":
-            return [n.ThinkingDelta(str(delta.get("thinking") or ""), origin=FAMILY)]
+            return [n.ThinkingDelta(str_field(delta, "thinking", "delta") or "", origin=FAMILY)]
         if kind == "signature_delta":
-            return [n.ThinkingDelta("", str(delta.get("signature") or ""), FAMILY)]
+            return [n.ThinkingDelta("", str_field(delta, "signature", "delta") or "", FAMILY)]
         return []
 
 

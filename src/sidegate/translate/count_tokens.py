@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from sidegate.translate import anthropic_messages, gemini_generate
+from sidegate.translate.fields import int_field, obj_field
 from sidegate.translate.neutral import Media, Request, Text, Thinking, ToolCall, ToolResult
 
 PER_MESSAGE = 3
@@ -66,8 +67,7 @@ def anthropic_encode(req: Request, model: str, stream: bool, stream_usage: bool)
 
 
 def anthropic_decode_response(obj: dict[str, Any]) -> Count:
-    tokens = obj.get("input_tokens")
-    return Count(tokens if isinstance(tokens, int) else 0)
+    return Count(int_field(obj, "input_tokens") or 0)
 
 
 def anthropic_encode_response(count: Count, req: Request, model: str) -> dict[str, Any]:
@@ -80,8 +80,8 @@ _GEMINI_COUNT_FIELDS = frozenset({"contents", "systemInstruction", "tools", "too
 
 
 def gemini_decode_request(body: dict[str, Any], stream: bool) -> Request:
-    inner = body.get("generateContentRequest")
-    return gemini_generate.decode_request(inner if isinstance(inner, dict) else body, False)
+    inner = obj_field(body, "generateContentRequest")
+    return gemini_generate.decode_request(inner if inner is not None else body, False)
 
 
 def gemini_encode(req: Request, model: str, stream: bool, stream_usage: bool) -> dict[str, Any]:
@@ -91,8 +91,7 @@ def gemini_encode(req: Request, model: str, stream: bool, stream_usage: bool) ->
 
 
 def gemini_decode_response(obj: dict[str, Any]) -> Count:
-    tokens = obj.get("totalTokens")
-    return Count(tokens if isinstance(tokens, int) else 0)
+    return Count(int_field(obj, "totalTokens") or 0)
 
 
 def gemini_encode_response(count: Count, req: Request, model: str) -> dict[str, Any]:

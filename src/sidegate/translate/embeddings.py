@@ -18,7 +18,7 @@ from typing import Any
 
 from sidegate.ingress.base import TokenUsage, as_int
 from sidegate.translate.errors import invalid, unsupported
-from sidegate.translate.wire import int_or_none
+from sidegate.translate.fields import int_field, objects, out_of_range, str_field, want_list, want_num, want_str, wrong
 
 CHARS_PER_TOKEN = 4
 
@@ -43,20 +43,26 @@ def _estimate(req: EmbedRequest) -> TokenUsage:
 # ---------------------------------------------------------------- OpenAI embeddings
 
 
+def _token_ids(raw: list[Any]) -> bool:
+    """A token-id input: an array of integers, or an array of such arrays."""
+    return all(isinstance(x, int) and not isinstance(x, bool) for x in raw) or all(
+        isinstance(x, list) and _token_ids(x) for x in raw)
+
+
 def openai_decode_request(body: dict[str, Any], stream: bool) -> EmbedRequest:
     raw = body.get("input")
     if isinstance(raw, str):
         inputs = [raw]
-    elif isinstance(raw, list) and raw and all(isinstance(item, str) for item in raw):
-        inputs = list(raw)
-    elif isinstance(raw, list) and raw:
+    elif isinstance(raw, list) and raw and _token_ids(raw):
         raise unsupported("input", "the destination", "token-id inputs cannot be re-tokenized for another model")
+    elif isinstance(raw, list) and raw:
+        inputs = [want_str(item, f"input[{i}]") for i, item in enumerate(raw)]
     else:
         raise invalid("input", "must be a string or a non-empty list of strings")
-    fmt = body.get("encoding_format")
+    fmt = str_field(body, "encoding_format")
     if fmt not in (None, "float", "base64"):
         raise invalid("encoding_format", "must be float or base64")
-    return EmbedRequest(inputs, int_or_none(body.get("dimensions")), fmt == "base64")
+    return EmbedRequest(inputs, int_field(body, "dimensions", low=1), fmt == "base64")
 
 
 def openai_encode_request(req: EmbedRequest, model: str, stream: bool, stream_usage: bool) -> dict[str, Any]:
@@ -66,18 +72,25 @@ def openai_encode_request(req: EmbedRequest, model: str, stream: bool, stream_us
     return body
 
 
-def _vector(value: Any) -> list[float]:
+def _vector(value: Any, field: str) -> list[float]:
+    """An embedding: an array of numbers, or (OpenAI's base64 encoding) little-endian float32 bytes."""
     if isinstance(value, str):
-        raw = base64.b64decode(value)
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except ValueError:  # binascii.Error is one
+            raise wrong(field, "an array of numbers or base64 text", value) from None
+        if len(raw) % 4:
+            raise out_of_range(field, "whole float32 values (a multiple of 4 bytes)")
         return list(struct.unpack(f"<{len(raw) // 4}f", raw))
-    return [float(x) for x in value or ()]
+    return [float(want_num(x, f"{field}[{i}]")) for i, x in enumerate(want_list(value, field) if value else ())]
 
 
 def openai_decode_response(obj: dict[str, Any]) -> Embeddings:
-    data = sorted((d for d in obj.get("data") or () if isinstance(d, dict)), key=lambda d: as_int(d.get("index")))
+    items = [(int_field(d, "index", where) or 0, where, d) for where, d in objects(obj, "data")]
+    items.sort(key=lambda item: item[0])
     usage = obj.get("usage")
     tokens = TokenUsage(input=as_int(usage.get("prompt_tokens"))) if isinstance(usage, dict) else None
-    return Embeddings([_vector(d.get("embedding")) for d in data], tokens)
+    return Embeddings([_vector(d.get("embedding"), f"{where}.embedding") for _, where, d in items], tokens)
 
 
 def openai_encode_response(answer: Embeddings, req: EmbedRequest, model: str) -> dict[str, Any]:
@@ -98,29 +111,29 @@ def openai_encode_response(answer: Embeddings, req: EmbedRequest, model: str) ->
 
 def _content_text(content: Any, field: str) -> str:
     if not isinstance(content, dict):
-        raise invalid(field, "must be a Content object")
+        raise wrong(field, "a Content object", content)
     texts = []
-    for j, part in enumerate(content.get("parts") or ()):
-        if not isinstance(part, dict) or "text" not in part:
-            raise unsupported(f"{field}.parts[{j}]", "the destination", "only text parts are embedded")
-        texts.append(str(part["text"]))
+    for where, part in objects(content, "parts", field):
+        if "text" not in part:
+            raise unsupported(where, "the destination", "only text parts are embedded")
+        texts.append(want_str(part["text"], f"{where}.text"))
     return "\n".join(texts)
 
 
 def gemini_decode_embed(body: dict[str, Any], stream: bool) -> EmbedRequest:
     return EmbedRequest([_content_text(body.get("content"), "content")],
-                        int_or_none(body.get("outputDimensionality")))
+                        int_field(body, "outputDimensionality", low=1))
 
 
 def gemini_decode_batch(body: dict[str, Any], stream: bool) -> EmbedRequest:
     requests = body.get("requests")
     if not isinstance(requests, list) or not requests:
         raise invalid("requests", "must be a non-empty list")
-    dims = {int_or_none(r.get("outputDimensionality")) for r in requests if isinstance(r, dict)}
+    items = objects(body, "requests")
+    dims = {int_field(r, "outputDimensionality", where, low=1) for where, r in items}
     if len(dims) > 1:
         raise unsupported("requests[].outputDimensionality", "the destination", "one dimension per call")
-    inputs = [_content_text(r.get("content") if isinstance(r, dict) else None, f"requests[{i}].content")
-              for i, r in enumerate(requests)]
+    inputs = [_content_text(r.get("content"), f"{where}.content") for where, r in items]
     return EmbedRequest(inputs, dims.pop() if dims else None)
 
 
@@ -140,7 +153,7 @@ def _gemini_usage(obj: dict[str, Any]) -> TokenUsage | None:
 
 
 def gemini_decode_batch_response(obj: dict[str, Any]) -> Embeddings:
-    vectors = [_vector(e.get("values")) for e in obj.get("embeddings") or () if isinstance(e, dict)]
+    vectors = [_vector(e.get("values"), f"{where}.values") for where, e in objects(obj, "embeddings")]
     return Embeddings(vectors, _gemini_usage(obj))
 
 

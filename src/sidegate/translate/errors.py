@@ -16,14 +16,28 @@ class TranslationError(GatewayError):
         super().__init__(status, code, f"{field}: {message}", param=field)
 
 
+class UnreadableAnswer(GatewayError):
+    """502: the destination answered with something that is not its API's answer (a field of the
+    wrong JSON type, an event that is not JSON). The upstream's failure, not the caller's."""
+
+    def __init__(self, api: str, detail: str) -> None:
+        super().__init__(502, UNREADABLE, f"the upstream answer is not a readable {api} answer: {detail}")
+
+
+UNREADABLE = "upstream_invalid_response"
+
+
 def unsupported(field: str, dest: str, why: str = "") -> TranslationError:
     detail = f" ({why})" if why else ""
     return TranslationError(field, f"cannot be expressed in {dest}{detail}; remove it or route to a provider "
                                    "that speaks the caller's API")
 
 
+INVALID_FIELD = "invalid_request_field"  # a caller field of the wrong JSON type, or a value out of range
+
+
 def invalid(field: str, message: str) -> TranslationError:
-    return TranslationError(field, message, code="invalid_request")
+    return TranslationError(field, message, code=INVALID_FIELD)
 
 
 # Neutral error kinds. Each codec maps its provider's error types onto these and back.

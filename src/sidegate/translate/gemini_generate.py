@@ -23,6 +23,18 @@ from typing import Any
 from sidegate import apis
 from sidegate.translate import carry
 from sidegate.translate.errors import invalid, unsupported
+from sidegate.translate.fields import (
+    MAX_INT,
+    bool_field,
+    int_field,
+    num_field,
+    obj_field,
+    objects,
+    str_field,
+    str_list,
+    want_obj,
+    want_str,
+)
 from sidegate.translate.neutral import (
     Media,
     Message,
@@ -40,18 +52,20 @@ from sidegate.translate.neutral import (
     budget_for,
 )
 from sidegate.translate.schema import custom_tool_schema, openapi_to_json_schema, without_meta
-from sidegate.translate.wire import args_object, args_text, int_or_none, number_or_none, str_or, text_of
+from sidegate.translate.wire import args_object, args_text, text_of
 
 API = apis.GEMINI_GENERATE
 FAMILY = "gemini"
 MAX_THINKING_BUDGET = 24576
 SKIP_SIGNATURE = "skip_thought_signature_validator"  # Google's placeholder for calls from elsewhere
 ADVISORY = frozenset({"safetySettings", "labels"})
+_CONFIG = "generationConfig"
 
 
-def _signature(value: Any) -> tuple[str | None, str | None]:
-    """(origin, token) of a thoughtSignature: Gemini's own, or one carried for another provider."""
-    if not isinstance(value, str) or not value:
+def _signature(part: dict[str, Any], parent: str) -> tuple[str | None, str | None]:
+    """(origin, token) of a part's thoughtSignature: Gemini's own, or one carried for another provider."""
+    value = str_field(part, "thoughtSignature", parent)
+    if not value:
         return None, None
     carried = carry.uncarry_b64(value)
     return (carried[0], carried[1]) if carried else (FAMILY, value)
@@ -74,33 +88,36 @@ class _Decoder:
 
     def part(self, part: dict[str, Any], field: str) -> Part | None:
         if "text" in part:
-            if part.get("thought") is True:
-                origin, token = _signature(part.get("thoughtSignature"))
-                return Thinking(str(part["text"]), token, origin)
-            return Text(str(part["text"]))
-        if isinstance(part.get("inlineData"), dict):
-            blob = part["inlineData"]
-            return Media(blob.get("mimeType"), data=str(blob.get("data") or ""))
-        if isinstance(part.get("fileData"), dict):
-            uri = str(part["fileData"].get("fileUri") or "")
+            text = want_str(part["text"], f"{field}.text")
+            if bool_field(part, "thought", field):
+                origin, token = _signature(part, field)
+                return Thinking(text, token, origin)
+            return Text(text)
+        if (blob := obj_field(part, "inlineData", field)) is not None:
+            where = f"{field}.inlineData"
+            return Media(str_field(blob, "mimeType", where) or None, data=str_field(blob, "data", where) or "")
+        if (ref := obj_field(part, "fileData", field)) is not None:
+            where = f"{field}.fileData"
+            uri = str_field(ref, "fileUri", where) or ""
             if not uri.startswith(("https://", "http://")) or "generativelanguage.googleapis.com" in uri:
-                raise unsupported(f"{field}.fileData.fileUri", "the destination", "files stored with Google")
-            return Media(part["fileData"].get("mimeType"), url=uri)
-        if isinstance(part.get("functionCall"), dict):
-            return self.call(part["functionCall"], part.get("thoughtSignature"))
-        if isinstance(part.get("functionResponse"), dict):
-            fr = part["functionResponse"]
-            name = str(fr.get("name") or "")
-            call_id = str_or(fr.get("id"), "")
+                raise unsupported(f"{where}.fileUri", "the destination", "files stored with Google")
+            return Media(str_field(ref, "mimeType", where) or None, url=uri)
+        if (fc := obj_field(part, "functionCall", field)) is not None:
+            return self.call(fc, f"{field}.functionCall", _signature(part, field))
+        if (fr := obj_field(part, "functionResponse", field)) is not None:
+            where = f"{field}.functionResponse"
+            name = str_field(fr, "name", where) or ""
+            call_id = str_field(fr, "id", where) or ""
             queue = self.pending[name]
             if call_id:
                 if call_id in queue:
                     queue.remove(call_id)
             else:
                 call_id = queue.popleft() if queue else self._new_id()
-            content, is_error = _result(fr.get("response"))
+            content, is_error = _result(obj_field(fr, "response", where))
             return ToolResult(call_id, content, is_error, name)
         if "thoughtSignature" in part:
+            str_field(part, "thoughtSignature", field)
             return None  # a lone signature part: nothing another provider can use
         raise unsupported(field, "the destination", f"part with {sorted(part)}")
 
@@ -108,92 +125,91 @@ class _Decoder:
         self.count += 1
         return f"call_{self.count}"
 
-    def call(self, fc: dict[str, Any], signature: Any) -> ToolCall:
-        name = str(fc.get("name") or "")
-        call_id = str_or(fc.get("id"), "") or self._new_id()
+    def call(self, fc: dict[str, Any], field: str, signature: tuple[str | None, str | None]) -> ToolCall:
+        name = str_field(fc, "name", field) or ""
+        call_id = str_field(fc, "id", field) or self._new_id()
         self.pending[name].append(call_id)
-        origin, token = _signature(signature)
-        return ToolCall(call_id, name, args_text(fc.get("args")), signature=token, origin=origin)
+        origin, token = signature
+        return ToolCall(call_id, name, args_text(obj_field(fc, "args", field)), signature=token, origin=origin)
 
 
-def _texts(content: Any) -> list[Text]:
-    if not isinstance(content, dict):
+def _texts(body: dict[str, Any], key: str) -> list[Text]:
+    content = obj_field(body, key)
+    if content is None:
         return []
-    return [Text(str(p.get("text") or "")) for p in content.get("parts") or () if isinstance(p, dict) and "text" in p]
+    return [Text(want_str(p["text"], f"{where}.text")) for where, p in objects(content, "parts", key) if "text" in p]
 
 
-def _tools(raw: Any, dropped: list[str]) -> list[Tool]:
+def _tools(body: dict[str, Any], dropped: list[str]) -> list[Tool]:
     """Function declarations. Tools Google runs (search, code execution, URL context…) cannot be
     offered by another provider: left out, listed in `dropped`."""
     tools = []
-    for i, tool in enumerate(raw or ()):
-        if not isinstance(tool, dict):
-            raise invalid(f"tools[{i}]", "must be an object")
-        dropped.extend(f"tools[{i}].{key}" for key in tool if key != "functionDeclarations")
-        for j, decl in enumerate(tool.get("functionDeclarations") or ()):
-            if not isinstance(decl, dict) or not decl.get("name"):
-                raise invalid(f"tools[{i}].functionDeclarations[{j}]", "needs a name")
-            params = decl.get("parametersJsonSchema")
+    for where, tool in objects(body, "tools"):
+        dropped.extend(f"{where}.{key}" for key in tool if key != "functionDeclarations")
+        for field, decl in objects(tool, "functionDeclarations", where):
+            name = str_field(decl, "name", field)
+            if not name:
+                raise invalid(f"{field}.name", "must be a non-empty string")
+            params = obj_field(decl, "parametersJsonSchema", field)
             if params is None:
-                params = openapi_to_json_schema(decl.get("parameters") or {})
-            tools.append(Tool(str(decl["name"]), decl.get("description"), params or {}))
+                params = openapi_to_json_schema(obj_field(decl, "parameters", field) or {})
+            tools.append(Tool(name, str_field(decl, "description", field), params or {}))
     return tools
 
 
-def _tool_choice(raw: Any, tools: list[Tool]) -> ToolChoice | None:
-    config = raw.get("functionCallingConfig") if isinstance(raw, dict) else None
-    if not isinstance(config, dict):
+def _tool_choice(body: dict[str, Any], tools: list[Tool]) -> ToolChoice | None:
+    raw = obj_field(body, "toolConfig")
+    config = obj_field(raw, "functionCallingConfig", "toolConfig") if raw is not None else None
+    if config is None:
         return None
-    mode = str(config.get("mode") or "AUTO").upper()
-    names = config.get("allowedFunctionNames") or []
+    where = "toolConfig.functionCallingConfig"
+    mode = (str_field(config, "mode", where) or "AUTO").upper()
+    names = str_list(config, "allowedFunctionNames", where)
     if mode == "NONE":
         return ToolChoice("none")
     if mode in ("ANY", "VALIDATED") and len(names) == 1:
-        return ToolChoice("tool", str(names[0]))
+        return ToolChoice("tool", names[0])
     if names and set(names) != {t.name for t in tools}:
-        raise unsupported("toolConfig.functionCallingConfig.allowedFunctionNames", "the destination",
-                          "a subset of several tools")
+        raise unsupported(f"{where}.allowedFunctionNames", "the destination", "a subset of several tools")
     return ToolChoice("required" if mode == "ANY" else "auto")
 
 
 def _format(config: dict[str, Any]) -> ResponseFormat | None:
-    mime = config.get("responseMimeType")
+    mime = str_field(config, "responseMimeType", _CONFIG)
     if mime in (None, "text/plain"):
         return None
     if mime != "application/json":
-        raise unsupported("generationConfig.responseMimeType", "the destination", f"{mime!r}")
-    schema = config.get("responseJsonSchema")
-    if schema is None and config.get("responseSchema") is not None:
-        schema = openapi_to_json_schema(config["responseSchema"])
+        raise unsupported(f"{_CONFIG}.responseMimeType", "the destination", f"{mime!r}")
+    schema = obj_field(config, "responseJsonSchema", _CONFIG)
+    if schema is None and (openapi := obj_field(config, "responseSchema", _CONFIG)) is not None:
+        schema = openapi_to_json_schema(openapi)
     return ResponseFormat("json_schema", schema) if isinstance(schema, dict) else ResponseFormat("json_object")
 
 
-def _reasoning(config: Any) -> Reasoning | None:
-    if not isinstance(config, dict):
+def _reasoning(generation: dict[str, Any]) -> Reasoning | None:
+    config = obj_field(generation, "thinkingConfig", _CONFIG)
+    if config is None:
         return None
-    budget = int_or_none(config.get("thinkingBudget"))
-    level = config.get("thinkingLevel")
+    where = f"{_CONFIG}.thinkingConfig"
+    budget = int_field(config, "thinkingBudget", where, low=-1)  # -1: the model decides
+    level = str_field(config, "thinkingLevel", where)
     if budget == 0:
         return Reasoning(enabled=False)
-    effort = str(level).lower() if isinstance(level, str) else None
-    return Reasoning(effort=effort, budget=budget if budget and budget > 0 else None,
-                     summaries=config.get("includeThoughts") is True)
+    return Reasoning(effort=level.lower() if level else None, budget=budget if budget and budget > 0 else None,
+                     summaries=bool_field(config, "includeThoughts", where) is True)
 
 
 def _check_generation(config: dict[str, Any]) -> None:
-    if (int_or_none(config.get("candidateCount")) or 1) != 1:
-        raise unsupported("generationConfig.candidateCount", "the destination", "only one candidate translates")
+    if (int_field(config, "candidateCount", _CONFIG) or 1) != 1:
+        raise unsupported(f"{_CONFIG}.candidateCount", "the destination", "only one candidate translates")
     for key in ("responseLogprobs", "speechConfig", "routingConfig"):
         if config.get(key):
-            raise unsupported(f"generationConfig.{key}", "the destination")
-    modalities = config.get("responseModalities")
-    if isinstance(modalities, list) and any(str(m).upper() != "TEXT" for m in modalities):
-        raise unsupported("generationConfig.responseModalities", "the destination", "only TEXT translates")
+            raise unsupported(f"{_CONFIG}.{key}", "the destination")
+    if any(m.upper() != "TEXT" for m in str_list(config, "responseModalities", _CONFIG)):
+        raise unsupported(f"{_CONFIG}.responseModalities", "the destination", "only TEXT translates")
 
 
-def decode_request(body: dict[str, Any], stream: bool) -> Request:
-    if body.get("cachedContent"):
-        raise unsupported("cachedContent", "the destination", "a cache stored with Google")
+def _conversation(body: dict[str, Any]) -> list[Message]:
     raw = body.get("contents")
     if isinstance(raw, dict):
         raw = [raw]
@@ -202,31 +218,37 @@ def decode_request(body: dict[str, Any], stream: bool) -> Request:
     decoder = _Decoder()
     messages = []
     for i, content in enumerate(raw):
-        role: Role = "assistant" if isinstance(content, dict) and content.get("role") == "model" else "user"
-        parts = [p for j, part in enumerate(content.get("parts") or ()) if isinstance(part, dict)
-                 and (p := decoder.part(part, f"contents[{i}].parts[{j}]")) is not None]
+        where = f"contents[{i}]"
+        content = want_obj(content, where)
+        role: Role = "assistant" if str_field(content, "role", where) == "model" else "user"
+        parts = [p for field, part in objects(content, "parts", where) if (p := decoder.part(part, field)) is not None]
         messages.append(Message(role, parts))
-    config = body.get("generationConfig") if isinstance(body.get("generationConfig"), dict) else {}
-    assert isinstance(config, dict)
+    return messages
+
+
+def decode_request(body: dict[str, Any], stream: bool) -> Request:
+    if body.get("cachedContent"):
+        raise unsupported("cachedContent", "the destination", "a cache stored with Google")
+    messages = _conversation(body)
+    config = obj_field(body, _CONFIG) or {}
     _check_generation(config)
     dropped: list[str] = []
-    tools = _tools(body.get("tools"), dropped)
-    stop = config.get("stopSequences")
+    tools = _tools(body, dropped)
     return Request(
         messages=messages,
-        system=_texts(body.get("systemInstruction")),
+        system=_texts(body, "systemInstruction"),
         tools=tools,
-        tool_choice=_tool_choice(body.get("toolConfig"), tools),
-        max_tokens=int_or_none(config.get("maxOutputTokens")),
-        temperature=number_or_none(config.get("temperature")),
-        top_p=number_or_none(config.get("topP")),
-        top_k=int_or_none(config.get("topK")),
-        stop=[s for s in stop if isinstance(s, str)] if isinstance(stop, list) else [],
+        tool_choice=_tool_choice(body, tools),
+        max_tokens=int_field(config, "maxOutputTokens", _CONFIG, low=1),
+        temperature=num_field(config, "temperature", _CONFIG),
+        top_p=num_field(config, "topP", _CONFIG),
+        top_k=int_field(config, "topK", _CONFIG),
+        stop=str_list(config, "stopSequences", _CONFIG),
         response_format=_format(config),
-        reasoning=_reasoning(config.get("thinkingConfig")),
-        seed=int_or_none(config.get("seed")),
-        presence_penalty=number_or_none(config.get("presencePenalty")),
-        frequency_penalty=number_or_none(config.get("frequencyPenalty")),
+        reasoning=_reasoning(config),
+        seed=int_field(config, "seed", _CONFIG, low=-MAX_INT - 1),
+        presence_penalty=num_field(config, "presencePenalty", _CONFIG),
+        frequency_penalty=num_field(config, "frequencyPenalty", _CONFIG),
         stream=stream,
         dropped=dropped,
     )

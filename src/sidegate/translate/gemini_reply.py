@@ -14,6 +14,7 @@ from sidegate.ingress.gemini import gemini_usage
 from sidegate.translate import carry
 from sidegate.translate import errors as e
 from sidegate.translate import neutral as n
+from sidegate.translate.fields import bool_field, checked_usage, obj_field, objects, str_field, want_str
 from sidegate.translate.neutral import Part, Response, Text, Thinking, ToolCall
 from sidegate.translate.wire import args_text, new_id, now, str_or, tool_input
 
@@ -35,7 +36,7 @@ STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 402: "FAILED_PR
 
 
 def usage_in(meta: Any) -> TokenUsage | None:
-    return gemini_usage(meta)
+    return checked_usage(gemini_usage(meta), "usageMetadata")
 
 
 def usage_out(usage: TokenUsage | None) -> dict[str, Any]:
@@ -49,8 +50,10 @@ def usage_out(usage: TokenUsage | None) -> dict[str, Any]:
     return out
 
 
-def signature_in(value: Any) -> tuple[str | None, str | None]:
-    if not isinstance(value, str) or not value:
+def signature_in(part: dict[str, Any], field: str) -> tuple[str | None, str | None]:
+    """(origin, token) of a part's thoughtSignature."""
+    value = str_field(part, "thoughtSignature", field)
+    if not value:
         return None, None
     carried = carry.uncarry_b64(value)
     return (carried[0], carried[1]) if carried else (FAMILY, value)
@@ -62,18 +65,36 @@ def signature_out(origin: str | None, token: str | None) -> str | None:
     return token if origin == FAMILY else carry.carry_b64(origin or "unknown", token)
 
 
-def decode_part(part: dict[str, Any], next_id: Any) -> Part | None:
+def decode_part(part: dict[str, Any], field: str, next_id: Any) -> Part | None:
     if "text" in part:
-        if part.get("thought") is True:
-            origin, token = signature_in(part.get("thoughtSignature"))
-            return Thinking(str(part["text"]), token, origin)
-        return Text(str(part["text"]))
-    call = part.get("functionCall")
-    if isinstance(call, dict):
-        origin, token = signature_in(part.get("thoughtSignature"))
-        return ToolCall(str_or(call.get("id"), "") or next_id(), str(call.get("name") or ""),
-                        args_text(call.get("args")), signature=token, origin=origin)
+        text = want_str(part["text"], f"{field}.text")
+        if bool_field(part, "thought", field):
+            origin, token = signature_in(part, field)
+            return Thinking(text, token, origin)
+        return Text(text)
+    call = obj_field(part, "functionCall", field)
+    if call is not None:
+        where = f"{field}.functionCall"
+        origin, token = signature_in(part, field)
+        return ToolCall(str_field(call, "id", where) or next_id(), str_field(call, "name", where) or "",
+                        args_text(obj_field(call, "args", where)), signature=token, origin=origin)
     return None
+
+
+def first_candidate(obj: dict[str, Any]) -> tuple[bool, dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+    """(whether there are candidates, the first one, the (path, part) of its parts)."""
+    candidates = objects(obj, "candidates")
+    if not candidates:
+        return False, {}, []
+    where, cand = candidates[0]
+    content = obj_field(cand, "content", where)
+    return True, cand, objects(content, "parts", f"{where}.content") if content is not None else []
+
+
+def blocked(obj: dict[str, Any]) -> bool:
+    """A prompt refused before generation (no candidates, promptFeedback.blockReason)."""
+    feedback = obj_field(obj, "promptFeedback")
+    return feedback is not None and bool(str_field(feedback, "blockReason", "promptFeedback"))
 
 
 def finish_in(reason: Any, has_calls: bool) -> str | None:
@@ -84,16 +105,14 @@ def finish_in(reason: Any, has_calls: bool) -> str | None:
 
 
 def decode_response(obj: dict[str, Any]) -> Response:
-    candidates = obj.get("candidates") or []
-    candidate = candidates[0] if candidates and isinstance(candidates[0], dict) else {}
-    parts = [p for raw in (candidate.get("content") or {}).get("parts") or ()
-             if isinstance(raw, dict) and (p := decode_part(raw, lambda: new_id("call_"))) is not None]
-    finish = finish_in(candidate.get("finishReason"), any(isinstance(p, ToolCall) for p in parts))
-    if not candidates and (obj.get("promptFeedback") or {}).get("blockReason"):
+    any_candidate, cand, raw_parts = first_candidate(obj)
+    parts = [p for where, raw in raw_parts if (p := decode_part(raw, where, lambda: new_id("call_"))) is not None]
+    finish = finish_in(str_field(cand, "finishReason", "candidates[0]"), any(isinstance(p, ToolCall) for p in parts))
+    if not any_candidate and blocked(obj):
         finish = n.CONTENT_FILTER
     return Response(
-        id=str(obj.get("responseId") or new_id("")),
-        model=str(obj.get("modelVersion") or ""),
+        id=str_field(obj, "responseId") or new_id(""),
+        model=str_field(obj, "modelVersion") or "",
         created=now(),
         parts=parts,
         finish=finish,
@@ -140,7 +159,8 @@ def decode_error(status: int, obj: dict[str, Any]) -> e.ApiError:
     error = obj.get("error") if isinstance(obj.get("error"), dict) else {}
     assert isinstance(error, dict)
     name = error.get("status")
-    return e.upstream_error(status, error.get("message"), ERROR_KINDS.get(str(name)), str(name) if name else None)
+    message = str_or(error.get("message"), "") or None
+    return e.upstream_error(status, message, ERROR_KINDS.get(str(name)), str(name) if name else None)
 
 
 def error_object(err: e.ApiError) -> dict[str, Any]:

@@ -12,22 +12,23 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from sidegate.ingress.base import TokenUsage
 from sidegate.translate import neutral as n
 from sidegate.translate.errors import ApiError, kind_for_status
+from sidegate.translate.fields import event_object, obj_field, str_field
 from sidegate.translate.gemini_reply import (
     ERROR_KINDS,
+    blocked,
     candidate,
+    decode_part,
     error_object,
     finish_in,
-    signature_in,
+    first_candidate,
     signature_out,
     usage_in,
     usage_out,
 )
-from sidegate.translate.wire import args_text, new_id, now, sse, str_or, tool_input
+from sidegate.translate.wire import new_id, now, sse, str_or, tool_input
 
 
 class GeminiStreamDecoder:
@@ -38,52 +39,42 @@ class GeminiStreamDecoder:
         self._calls = 0
 
     def feed(self, event: str | None, data: bytes) -> list[n.Event]:
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return []
-        if not isinstance(obj, dict):
-            return []
-        if isinstance(obj.get("error"), dict):
-            err = obj["error"]
-            status = err.get("code") if isinstance(err.get("code"), int) else 500
+        obj = event_object(data)
+        if (err := obj_field(obj, "error")) is not None:
+            code = err.get("code")
+            status = code if isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599 else 500
             kind = ERROR_KINDS.get(str(err.get("status"))) or kind_for_status(status)
-            return [n.StreamError(status, kind, str(err.get("message") or "upstream error"))]
+            return [n.StreamError(status, kind, str_or(err.get("message"), "upstream error"))]
         out: list[n.Event] = []
         if not self._started:
             self._started = True
-            out.append(n.Start(str(obj.get("responseId") or new_id("")), str(obj.get("modelVersion") or ""), now()))
-        candidates = obj.get("candidates") or []
-        cand = candidates[0] if candidates and isinstance(candidates[0], dict) else {}
-        for part in (cand.get("content") or {}).get("parts") or ():
-            if isinstance(part, dict):
-                self._part(part, out)
+            out.append(n.Start(str_field(obj, "responseId") or new_id(""), str_field(obj, "modelVersion") or "", now()))
+        any_candidate, cand, parts = first_candidate(obj)
+        for where, part in parts:
+            self._part(part, where, out)
         usage = usage_in(obj.get("usageMetadata"))
         if usage is not None:
             out.append(n.UsageUpdate(usage))
-        finish = finish_in(cand.get("finishReason"), self._calls > 0)
-        if finish is None and not candidates and (obj.get("promptFeedback") or {}).get("blockReason"):
+        finish = finish_in(str_field(cand, "finishReason", "candidates[0]"), self._calls > 0)
+        if finish is None and not any_candidate and blocked(obj):
             finish = n.CONTENT_FILTER
         if finish is not None:
             out.append(n.Finish(finish))
         return out
 
-    def _part(self, part: dict[str, Any], out: list[n.Event]) -> None:
-        if "text" in part:
-            if part.get("thought") is True:
-                origin, token = signature_in(part.get("thoughtSignature"))
-                out.append(n.ThinkingDelta(str(part["text"]), token, origin))
-            elif part["text"]:
-                out.append(n.TextDelta(str(part["text"])))
-            return
-        call = part.get("functionCall")
-        if isinstance(call, dict):
-            origin, token = signature_in(part.get("thoughtSignature"))
-            call_id = str_or(call.get("id"), "") or new_id("call_")
+    def _part(self, part: dict[str, Any], field: str, out: list[n.Event]) -> None:
+        decoded = decode_part(part, field, lambda: new_id("call_"))
+        if isinstance(decoded, n.Thinking):
+            out.append(n.ThinkingDelta(decoded.text, decoded.signature, decoded.origin))
+        elif isinstance(decoded, n.Text):
+            if decoded.text:
+                out.append(n.TextDelta(decoded.text))
+        elif isinstance(decoded, n.ToolCall):
             index = self._calls
             self._calls += 1
-            out.append(n.ToolCallStart(index, call_id, str(call.get("name") or ""), signature=token, origin=origin))
-            out.append(n.ToolArgsDelta(index, args_text(call.get("args"))))
+            out.append(n.ToolCallStart(index, decoded.id, decoded.name, signature=decoded.signature,
+                                       origin=decoded.origin))
+            out.append(n.ToolArgsDelta(index, decoded.arguments))
 
 
 class GeminiStreamEncoder:

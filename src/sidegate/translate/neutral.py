@@ -104,6 +104,10 @@ class ToolChoice:
     name: str | None = None
 
 
+# The tool-choice modes that are plain strings in OpenAI's formats (and neutral names here).
+PLAIN_CHOICES: dict[str, Literal["auto", "none", "required"]] = {"auto": "auto", "none": "none", "required": "required"}
+
+
 @dataclass(slots=True)
 class ResponseFormat:
     kind: Literal["json_object", "json_schema"]

@@ -16,7 +16,22 @@ from typing import Any
 from sidegate import apis
 from sidegate.translate import media
 from sidegate.translate.errors import invalid, unsupported
+from sidegate.translate.fields import (
+    MAX_INT,
+    bool_field,
+    int_field,
+    num_field,
+    obj_field,
+    objects,
+    str_field,
+    str_list,
+    want_list,
+    want_obj,
+    want_str,
+    wrong,
+)
 from sidegate.translate.neutral import (
+    PLAIN_CHOICES,
     Media,
     Message,
     Part,
@@ -33,7 +48,6 @@ from sidegate.translate.neutral import (
     joined,
 )
 from sidegate.translate.schema import custom_tool_schema
-from sidegate.translate.wire import int_or_none, number_or_none, str_or
 
 API = apis.OPENAI_CHAT
 
@@ -49,72 +63,82 @@ def _texts(content: Any, field: str) -> list[Text]:
         return [Text(content)]
     if content is None:
         return []
-    if not isinstance(content, list):
-        raise invalid(field, "must be a string or a list of content parts")
     out = []
-    for j, part in enumerate(content):
-        if isinstance(part, dict) and part.get("type") in ("text", "refusal"):
-            out.append(Text(str(part.get("text") if part.get("type") == "text" else part.get("refusal") or "")))
+    for j, part in enumerate(want_list(content, field)):
+        where = f"{field}[{j}]"
+        kind = str_field(want_obj(part, where), "type", where)
+        if kind == "text":
+            out.append(Text(str_field(part, "text", where) or ""))
+        elif kind == "refusal":
+            out.append(Text(str_field(part, "refusal", where) or ""))
         else:
-            raise unsupported(f"{field}[{j}]", API, "only text parts are allowed here")
+            raise unsupported(where, API, "only text parts are allowed here")
     return out
 
 
 def _file(part: dict[str, Any], field: str) -> Media:
-    file = part.get("file") or {}
-    data = file.get("file_data")
-    if not isinstance(data, str):
-        raise unsupported(f"{field}.file.file_id", "another provider", "uploaded OpenAI files live on OpenAI")
-    name = file.get("filename")
+    where = f"{field}.file"
+    file = obj_field(part, "file", field) or {}
+    data = str_field(file, "file_data", where)
+    if data is None:
+        str_field(file, "file_id", where)
+        raise unsupported(f"{where}.file_id", "another provider", "uploaded OpenAI files live on OpenAI")
+    name = str_field(file, "filename", where)
     if data.startswith("data:"):
         found = media.from_url(data)
         return Media(found.media_type, data=found.data, filename=name)
-    guessed = media.guess_type(name, "application/pdf") if isinstance(name, str) else "application/pdf"
+    guessed = media.guess_type(name, "application/pdf") if name else "application/pdf"
     return Media(guessed, data=data, filename=name)
+
+
+def _image(part: dict[str, Any], field: str) -> Media:
+    image = part.get("image_url")
+    if isinstance(image, str):
+        return media.from_url(image)
+    where = f"{field}.image_url"
+    image = want_obj(image, where)
+    return media.from_url(want_str(image.get("url"), f"{where}.url"), str_field(image, "detail", where))
 
 
 def _user_parts(content: Any, field: str) -> list[Part]:
     if isinstance(content, str):
         return [Text(content)]
     if not isinstance(content, list):
-        raise invalid(field, "must be a string or a list of content parts")
+        raise wrong(field, "a string or an array of content parts", content)
     parts: list[Part] = []
     for j, part in enumerate(content):
-        kind = part.get("type") if isinstance(part, dict) else None
+        where = f"{field}[{j}]"
+        kind = str_field(want_obj(part, where), "type", where)
         if kind == "text":
-            parts.append(Text(str(part.get("text") or "")))
+            parts.append(Text(str_field(part, "text", where) or ""))
         elif kind == "image_url":
-            image = part.get("image_url") or {}
-            url = image.get("url") if isinstance(image, dict) else image
-            if not isinstance(url, str):
-                raise invalid(f"{field}[{j}].image_url.url", "must be a string")
-            parts.append(media.from_url(url, image.get("detail") if isinstance(image, dict) else None))
+            parts.append(_image(part, where))
         elif kind == "file":
-            parts.append(_file(part, f"{field}[{j}]"))
+            parts.append(_file(part, where))
         else:
-            raise unsupported(f"{field}[{j}]", "the destination", f"content part type {kind!r}")
+            raise unsupported(where, "the destination", f"content part type {kind!r}")
     return parts
 
 
 def _assistant_parts(msg: dict[str, Any], field: str) -> list[Part]:
     parts: list[Part] = []
     for key in ("reasoning_content", "reasoning"):
-        if isinstance(msg.get(key), str) and msg[key]:
-            parts.append(Thinking(msg[key]))
+        if thinking := str_field(msg, key, field):
+            parts.append(Thinking(thinking))
             break
     parts.extend(t for t in _texts(msg.get("content"), f"{field}.content") if t.text)
-    if msg.get("refusal"):
-        parts.append(Text(str(msg["refusal"])))
+    if refusal := str_field(msg, "refusal", field):
+        parts.append(Text(refusal))
     for key in ("function_call", "audio"):
         if msg.get(key):
             raise unsupported(f"{field}.{key}", "the destination")
-    for k, call in enumerate(msg.get("tool_calls") or ()):
-        fn = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(fn, dict) or call.get("type", "function") != "function":
-            raise unsupported(f"{field}.tool_calls[{k}]", "the destination", "only function tool calls translate")
-        args = fn.get("arguments")
-        parts.append(ToolCall(str(call.get("id") or f"call_{k}"), str(fn.get("name") or ""),
-                              args if isinstance(args, str) else "{}"))
+    for k, (where, call) in enumerate(objects(msg, "tool_calls", field)):
+        fn = obj_field(call, "function", where)
+        if fn is None or (str_field(call, "type", where) or "function") != "function":
+            raise unsupported(where, "the destination", "only function tool calls translate")
+        args = str_field(fn, "arguments", f"{where}.function")
+        parts.append(ToolCall(str_field(call, "id", where) or f"call_{k}", str_field(fn, "name", f"{where}.function")
+                              or "", args if args is not None else "{}"))
     return parts
 
 
@@ -125,9 +149,7 @@ def _messages(raw: Any) -> tuple[list[Text], list[Message]]:
     out: list[Message] = []
     for i, msg in enumerate(raw):
         field = f"messages[{i}]"
-        if not isinstance(msg, dict):
-            raise invalid(field, "must be an object")
-        role = msg.get("role")
+        role = str_field(want_obj(msg, field), "role", field)
         if role in ("system", "developer"):
             texts = _texts(msg.get("content"), f"{field}.content")
             if out:
@@ -139,7 +161,8 @@ def _messages(raw: Any) -> tuple[list[Text], list[Message]]:
         elif role == "assistant":
             out.append(Message("assistant", _assistant_parts(msg, field)))
         elif role == "tool":
-            result = ToolResult(str(msg.get("tool_call_id") or ""), [*_texts(msg.get("content"), f"{field}.content")])
+            result = ToolResult(str_field(msg, "tool_call_id", field) or "",
+                                [*_texts(msg.get("content"), f"{field}.content")])
             last = out[-1] if out else None
             if last and last.role == "user" and all(isinstance(p, ToolResult) for p in last.parts):
                 last.parts.append(result)
@@ -150,36 +173,48 @@ def _messages(raw: Any) -> tuple[list[Text], list[Message]]:
     return system, out
 
 
-def _tools(raw: Any) -> list[Tool]:
+def _tools(body: dict[str, Any]) -> list[Tool]:
     tools = []
-    for i, tool in enumerate(raw or ()):
-        fn = tool.get("function") if isinstance(tool, dict) else None
-        if tool.get("type") != "function" or not isinstance(fn, dict) or not fn.get("name"):
-            raise unsupported(f"tools[{i}]", "the destination", "only function tools translate")
-        tools.append(Tool(str(fn["name"]), fn.get("description"), fn.get("parameters") or {}, fn.get("strict")))
+    for where, tool in objects(body, "tools"):
+        fn = obj_field(tool, "function", where)
+        if str_field(tool, "type", where) != "function" or fn is None:
+            raise unsupported(where, "the destination", "only function tools translate")
+        field = f"{where}.function"
+        name = str_field(fn, "name", field)
+        if not name:
+            raise invalid(f"{field}.name", "must be a non-empty string")
+        tools.append(Tool(name, str_field(fn, "description", field), obj_field(fn, "parameters", field) or {},
+                          bool_field(fn, "strict", field)))
     return tools
 
 
 def _tool_choice(raw: Any) -> ToolChoice | None:
     if raw is None:
         return None
-    if raw in ("auto", "none", "required"):
-        return ToolChoice(raw)
-    if isinstance(raw, dict) and raw.get("type") == "function" and isinstance(raw.get("function"), dict):
-        return ToolChoice("tool", str(raw["function"].get("name") or ""))
+    if isinstance(raw, str) and raw in PLAIN_CHOICES:
+        return ToolChoice(PLAIN_CHOICES[raw])
+    if not isinstance(raw, str | dict):
+        raise wrong("tool_choice", "a string or an object", raw)
+    if isinstance(raw, dict) and raw.get("type") == "function":
+        fn = obj_field(raw, "function", "tool_choice")
+        if fn is not None:
+            return ToolChoice("tool", str_field(fn, "name", "tool_choice.function") or "")
     raise unsupported("tool_choice", "the destination", "only auto, none, required or one function translate")
 
 
-def _response_format(raw: Any) -> ResponseFormat | None:
-    if not isinstance(raw, dict) or raw.get("type") in (None, "text"):
+def _response_format(body: dict[str, Any]) -> ResponseFormat | None:
+    raw = obj_field(body, "response_format")
+    kind = str_field(raw, "type", "response_format") if raw is not None else None
+    if raw is None or kind in (None, "text"):
         return None
-    if raw["type"] == "json_object":
+    if kind == "json_object":
         return ResponseFormat("json_object")
-    if raw["type"] == "json_schema" and isinstance(raw.get("json_schema"), dict):
-        spec = raw["json_schema"]
-        return ResponseFormat("json_schema", spec.get("schema") or {}, spec.get("name"), spec.get("strict"),
-                              spec.get("description"))
-    raise unsupported("response_format", "the destination", f"type {raw.get('type')!r}")
+    where = "response_format.json_schema"
+    spec = obj_field(raw, "json_schema", "response_format")
+    if kind == "json_schema" and spec is not None:
+        return ResponseFormat("json_schema", obj_field(spec, "schema", where) or {}, str_field(spec, "name", where),
+                              bool_field(spec, "strict", where), str_field(spec, "description", where))
+    raise unsupported("response_format", "the destination", f"type {kind!r}")
 
 
 def decode_request(body: dict[str, Any]) -> Request:
@@ -190,37 +225,36 @@ def decode_request(body: dict[str, Any]) -> Request:
         raise unsupported("logprobs", "the destination")
     if body.get("logit_bias"):
         raise unsupported("logit_bias", "the destination")
-    if (int_or_none(body.get("n")) or 1) != 1:
+    if (int_field(body, "n", low=1) or 1) != 1:
         raise unsupported("n", "the destination", "only one choice per request translates")
-    modalities = body.get("modalities")
-    if isinstance(modalities, list) and any(m != "text" for m in modalities):
+    if any(m != "text" for m in str_list(body, "modalities")):
         raise unsupported("modalities", "the destination", "only text output translates")
     system, messages = _messages(body.get("messages"))
-    stop = body.get("stop")
-    effort = body.get("reasoning_effort")
+    effort = str_field(body, "reasoning_effort")
     reasoning = None
-    if isinstance(effort, str):
+    if effort is not None:
         reasoning = Reasoning(enabled=effort != "none", effort=None if effort == "none" else effort)
-    options = body.get("stream_options")
+    options = obj_field(body, "stream_options")
+    limit = int_field(body, "max_completion_tokens", low=1)
+    legacy_limit = int_field(body, "max_tokens", low=1)
     return Request(
         messages=messages,
         system=system,
-        tools=_tools(body.get("tools")),
+        tools=_tools(body),
         tool_choice=_tool_choice(body.get("tool_choice")),
-        parallel_tool_calls=body.get("parallel_tool_calls") if isinstance(body.get("parallel_tool_calls"), bool)
-        else None,
-        max_tokens=int_or_none(body.get("max_completion_tokens")) or int_or_none(body.get("max_tokens")),
-        temperature=number_or_none(body.get("temperature")),
-        top_p=number_or_none(body.get("top_p")),
-        stop=[stop] if isinstance(stop, str) else [s for s in stop or () if isinstance(s, str)],
-        response_format=_response_format(body.get("response_format")),
+        parallel_tool_calls=bool_field(body, "parallel_tool_calls"),
+        max_tokens=limit or legacy_limit,
+        temperature=num_field(body, "temperature"),
+        top_p=num_field(body, "top_p"),
+        stop=str_list(body, "stop", single=True),
+        response_format=_response_format(body),
         reasoning=reasoning,
-        seed=int_or_none(body.get("seed")),
-        presence_penalty=number_or_none(body.get("presence_penalty")),
-        frequency_penalty=number_or_none(body.get("frequency_penalty")),
-        user=str_or(body.get("safety_identifier"), "") or str_or(body.get("user"), "") or None,
-        stream=body.get("stream") is True,
-        stream_usage=isinstance(options, dict) and options.get("include_usage") is True,
+        seed=int_field(body, "seed", low=-MAX_INT - 1),
+        presence_penalty=num_field(body, "presence_penalty"),
+        frequency_penalty=num_field(body, "frequency_penalty"),
+        user=str_field(body, "safety_identifier") or str_field(body, "user") or None,
+        stream=bool_field(body, "stream") is True,
+        stream_usage=options is not None and bool_field(options, "include_usage", "stream_options") is True,
     )
 
 

@@ -8,8 +8,9 @@ from sidegate.errors import default_kind
 from sidegate.ingress.base import TokenUsage, as_int
 from sidegate.translate import neutral as n
 from sidegate.translate.errors import BILLING, ApiError, upstream_error
+from sidegate.translate.fields import checked_usage, int_field, obj_field, objects, str_field
 from sidegate.translate.neutral import Part, Response, Text, Thinking, ToolCall
-from sidegate.translate.wire import new_id, now
+from sidegate.translate.wire import new_id, now, str_or
 
 FINISH_IN = {"stop": n.STOP, "length": n.LENGTH, "tool_calls": n.TOOL_CALLS, "function_call": n.TOOL_CALLS,
              "content_filter": n.CONTENT_FILTER}
@@ -26,13 +27,13 @@ def _details(usage: dict[str, Any], key: str, field: str) -> int:
 def usage_in(usage: Any) -> TokenUsage | None:
     if not isinstance(usage, dict):
         return None
-    return TokenUsage(
+    return checked_usage(TokenUsage(
         input=as_int(usage.get("prompt_tokens")),
         output=as_int(usage.get("completion_tokens")),
         cache_read=_details(usage, "prompt_tokens_details", "cached_tokens"),
         cache_creation=_details(usage, "prompt_tokens_details", "cache_write_tokens"),
         reasoning=_details(usage, "completion_tokens_details", "reasoning_tokens"),
-    )
+    ), "usage")
 
 
 def usage_out(usage: TokenUsage | None) -> dict[str, Any]:
@@ -49,32 +50,41 @@ def usage_out(usage: TokenUsage | None) -> dict[str, Any]:
     }
 
 
-def decode_response(obj: dict[str, Any]) -> Response:
-    choices = obj.get("choices") or [{}]
-    choice = choices[0] if isinstance(choices[0], dict) else {}
-    message = choice.get("message") or {}
-    parts: list[Part] = []
+def message_parts(message: dict[str, Any], field: str, parts: list[Part]) -> None:
+    """Thinking, text and refusal of a chat message (or a stream delta), in that order."""
     for key in THINKING_KEYS:
-        if isinstance(message.get(key), str) and message[key]:
-            parts.append(Thinking(message[key]))
+        if thinking := str_field(message, key, field):
+            parts.append(Thinking(thinking))
             break
-    if isinstance(message.get("content"), str) and message["content"]:
-        parts.append(Text(message["content"]))
-    if isinstance(message.get("refusal"), str) and message["refusal"]:
-        parts.append(Text(message["refusal"]))
-    for k, call in enumerate(message.get("tool_calls") or ()):
-        fn = call.get("function") or {}
-        args = fn.get("arguments")
-        parts.append(ToolCall(str(call.get("id") or new_id("call_")), str(fn.get("name") or f"tool_{k}"),
-                              args if isinstance(args, str) else "{}"))
-    reason = choice.get("finish_reason")
-    finish = FINISH_IN.get(reason, n.STOP) if isinstance(reason, str) else None
+    if content := str_field(message, "content", field):
+        parts.append(Text(content))
+    if refusal := str_field(message, "refusal", field):
+        parts.append(Text(refusal))
+
+
+def first_choice(obj: dict[str, Any]) -> dict[str, Any]:
+    choices = objects(obj, "choices")
+    return choices[0][1] if choices else {}
+
+
+def decode_response(obj: dict[str, Any]) -> Response:
+    choice = first_choice(obj)
+    message = obj_field(choice, "message", "choices[0]") or {}
+    parts: list[Part] = []
+    message_parts(message, "choices[0].message", parts)
+    for k, (where, call) in enumerate(objects(message, "tool_calls", "choices[0].message")):
+        fn = obj_field(call, "function", where) or {}
+        args = str_field(fn, "arguments", f"{where}.function")
+        parts.append(ToolCall(str_field(call, "id", where) or new_id("call_"),
+                              str_field(fn, "name", f"{where}.function") or f"tool_{k}", args or "{}"))
+    reason = str_field(choice, "finish_reason", "choices[0]")
+    finish = FINISH_IN.get(reason, n.STOP) if reason is not None else None
     if message.get("refusal") and finish == n.STOP:
         finish = n.CONTENT_FILTER
     return Response(
-        id=str(obj.get("id") or new_id("chatcmpl-", 29)),
-        model=str(obj.get("model") or ""),
-        created=as_int(obj.get("created")) or now(),
+        id=str_field(obj, "id") or new_id("chatcmpl-", 29),
+        model=str_field(obj, "model") or "",
+        created=int_field(obj, "created") or now(),
         parts=parts,
         finish=finish,
         usage=usage_in(obj.get("usage")),
@@ -114,7 +124,7 @@ def decode_error(status: int, obj: dict[str, Any]) -> ApiError:
     assert isinstance(error, dict)
     code = error.get("code") or error.get("type")
     kind = BILLING if code == "insufficient_quota" else None
-    return upstream_error(status, error.get("message"), kind, str(code) if code else None)
+    return upstream_error(status, str_or(error.get("message"), "") or None, kind, str(code) if code else None)
 
 
 _TYPES = {BILLING: "insufficient_quota"}

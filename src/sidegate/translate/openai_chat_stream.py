@@ -11,21 +11,20 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from sidegate.ingress.base import TokenUsage
 from sidegate.translate import neutral as n
 from sidegate.translate.errors import ApiError, upstream_error
+from sidegate.translate.fields import event_object, int_field, obj_field, objects, str_field
 from sidegate.translate.openai_chat_reply import (
     FINISH_IN,
     FINISH_OUT,
-    THINKING_KEYS,
     chat_id,
     error_object,
+    message_parts,
     usage_in,
     usage_out,
 )
-from sidegate.translate.wire import DONE, int_or_none, new_id, now, sse
+from sidegate.translate.wire import DONE, new_id, now, sse, str_or
 
 
 class ChatStreamDecoder:
@@ -38,50 +37,44 @@ class ChatStreamDecoder:
     def feed(self, event: str | None, data: bytes) -> list[n.Event]:
         if data == b"[DONE]":
             return [n.End()]
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return []
-        if not isinstance(obj, dict):
-            return []
-        if isinstance(obj.get("error"), dict):
-            err = obj["error"]
-            status = err.get("code") if isinstance(err.get("code"), int) else 500
-            failure = upstream_error(status, err.get("message"))
+        obj = event_object(data)
+        if (err := obj_field(obj, "error")) is not None:
+            code = err.get("code")
+            status = code if isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599 else 500
+            failure = upstream_error(status, str_or(err.get("message"), "") or None)
             return [n.StreamError(failure.status, failure.kind, failure.message)]
         out: list[n.Event] = []
         if not self._started:
             self._started = True
-            out.append(n.Start(str(obj.get("id") or new_id("chatcmpl-", 29)), str(obj.get("model") or ""),
-                               int_or_none(obj.get("created")) or now()))
-        for choice in obj.get("choices") or ():
-            if isinstance(choice, dict) and choice.get("index", 0) == 0:
-                self._choice(choice, out)
+            out.append(n.Start(str_field(obj, "id") or new_id("chatcmpl-", 29), str_field(obj, "model") or "",
+                               int_field(obj, "created") or now()))
+        for where, choice in objects(obj, "choices"):
+            if (int_field(choice, "index", where) or 0) == 0:
+                self._choice(choice, where, out)
         usage = usage_in(obj.get("usage"))
         if usage is not None:
             out.append(n.UsageUpdate(usage))
         return out
 
-    def _choice(self, choice: dict[str, Any], out: list[n.Event]) -> None:
-        delta = choice.get("delta") or {}
-        for key in THINKING_KEYS:
-            if isinstance(delta.get(key), str) and delta[key]:
-                out.append(n.ThinkingDelta(delta[key]))
-                break
-        for key in ("content", "refusal"):
-            if isinstance(delta.get(key), str) and delta[key]:
-                out.append(n.TextDelta(delta[key]))
-        for position, call in enumerate(delta.get("tool_calls") or ()):
-            index = call.get("index") if isinstance(call.get("index"), int) else position
-            fn = call.get("function") or {}
+    def _choice(self, choice: dict[str, Any], field: str, out: list[n.Event]) -> None:
+        delta = obj_field(choice, "delta", field) or {}
+        where = f"{field}.delta"
+        parts: list[n.Part] = []
+        message_parts(delta, where, parts)
+        out.extend(n.ThinkingDelta(p.text) if isinstance(p, n.Thinking) else n.TextDelta(p.text)
+                   for p in parts if isinstance(p, n.Thinking | n.Text))
+        for position, (at, call) in enumerate(objects(delta, "tool_calls", where)):
+            index = int_field(call, "index", at)
+            index = position if index is None else index
+            fn = obj_field(call, "function", at) or {}
             if index not in self._seen:
                 self._seen.add(index)
-                out.append(n.ToolCallStart(index, str(call.get("id") or new_id("call_")), str(fn.get("name") or "")))
-            args = fn.get("arguments")
-            if isinstance(args, str) and args:
+                out.append(n.ToolCallStart(index, str_field(call, "id", at) or new_id("call_"),
+                                           str_field(fn, "name", f"{at}.function") or ""))
+            if args := str_field(fn, "arguments", f"{at}.function"):
                 out.append(n.ToolArgsDelta(index, args))
-        reason = choice.get("finish_reason")
-        if isinstance(reason, str):
+        reason = str_field(choice, "finish_reason", field)
+        if reason is not None:
             out.append(n.Finish(FINISH_IN.get(reason, n.STOP)))
 
 

@@ -22,7 +22,19 @@ import orjson
 
 from sidegate.translate import carry, media
 from sidegate.translate.errors import invalid, unsupported
+from sidegate.translate.fields import (
+    bool_field,
+    int_field,
+    num_field,
+    obj_field,
+    objects,
+    str_field,
+    want_obj,
+    want_str,
+    wrong,
+)
 from sidegate.translate.neutral import (
+    PLAIN_CHOICES,
     Media,
     Message,
     Part,
@@ -38,7 +50,6 @@ from sidegate.translate.neutral import (
     ToolResult,
 )
 from sidegate.translate.schema import NAMESPACE_SEP, custom_tool_schema
-from sidegate.translate.wire import int_or_none, number_or_none, str_or
 
 ADVISORY = frozenset({"store", "include", "truncation", "metadata", "prompt_cache_key", "prompt_cache_retention",
                       "prompt_cache_options", "service_tier", "stream_options", "client_metadata", "moderation",
@@ -53,20 +64,20 @@ def _content_parts(content: Any, field: str) -> list[Part]:
     if isinstance(content, str):
         return [Text(content)]
     if not isinstance(content, list):
-        raise invalid(field, "must be a string or a list of content parts")
+        raise wrong(field, "a string or an array of content parts", content)
     parts: list[Part] = []
     for j, part in enumerate(content):
-        kind = part.get("type") if isinstance(part, dict) else None
         where = f"{field}[{j}]"
+        kind = str_field(want_obj(part, where), "type", where)
         if kind in ("input_text", "output_text", "text"):
-            parts.append(Text(str(part.get("text") or "")))
+            parts.append(Text(str_field(part, "text", where) or ""))
         elif kind == "refusal":
-            parts.append(Text(str(part.get("refusal") or "")))
+            parts.append(Text(str_field(part, "refusal", where) or ""))
         elif kind == "input_image":
-            url = part.get("image_url")
-            if not isinstance(url, str):
+            url = str_field(part, "image_url", where)
+            if url is None:
                 raise unsupported(f"{where}.file_id", "the destination", "uploaded OpenAI files live on OpenAI")
-            parts.append(media.from_url(url, part.get("detail")))
+            parts.append(media.from_url(url, str_field(part, "detail", where)))
         elif kind == "input_file":
             parts.append(_file(part, where))
         else:
@@ -75,15 +86,14 @@ def _content_parts(content: Any, field: str) -> list[Part]:
 
 
 def _file(part: dict[str, Any], field: str) -> Media:
-    data, name = part.get("file_data"), part.get("filename")
-    if isinstance(data, str):
+    data, name = str_field(part, "file_data", field), str_field(part, "filename", field)
+    if data is not None:
         if data.startswith("data:"):
             found = media.from_url(data)
             return Media(found.media_type, data=found.data, filename=name)
-        guessed = media.guess_type(name, "application/pdf") if isinstance(name, str) else "application/pdf"
+        guessed = media.guess_type(name, "application/pdf") if name else "application/pdf"
         return Media(guessed, data=data, filename=name)
-    if isinstance(part.get("file_url"), str):
-        url = part["file_url"]
+    if (url := str_field(part, "file_url", field)) is not None:
         return Media(media.guess_type(url, "application/pdf"), url=url, filename=name)
     raise unsupported(f"{field}.file_id", "the destination", "uploaded OpenAI files live on OpenAI")
 
@@ -95,10 +105,14 @@ def _output_parts(output: Any, field: str) -> list[Text | Media]:
     return [p for p in parts if isinstance(p, Text | Media)]
 
 
-def _reasoning_item(item: dict[str, Any]) -> Thinking | None:
-    summary = "\n\n".join(str(s.get("text") or "") for s in item.get("summary") or () if isinstance(s, dict))
-    content = "".join(str(c.get("text") or "") for c in item.get("content") or () if isinstance(c, dict))
-    carried = carry.uncarry(str(item.get("encrypted_content") or ""))
+def _joined_texts(item: dict[str, Any], key: str, field: str, sep: str) -> str:
+    return sep.join(str_field(s, "text", where) or "" for where, s in objects(item, key, field))
+
+
+def _reasoning_item(item: dict[str, Any], field: str) -> Thinking | None:
+    summary = _joined_texts(item, "summary", field, "\n\n")
+    content = _joined_texts(item, "content", field, "")
+    carried = carry.uncarry(str_field(item, "encrypted_content", field) or "")
     if carried is not None:
         origin, token, redacted = carried
         return Thinking(summary or content, token, origin, redacted)
@@ -122,34 +136,34 @@ class _Decoder:
             self.messages.append(Message(role, [part]))
 
     def item(self, item: Any, field: str) -> None:
-        if not isinstance(item, dict):
-            raise invalid(field, "must be an object")
-        kind = item.get("type", "message")
+        kind = str_field(want_obj(item, field), "type", field) or "message"
         if kind == "message":
             self.message(item, field)
         elif kind in ("function_call", "custom_tool_call"):
-            call_id = str_or(item.get("call_id"), str_or(item.get("id"), ""))
-            name = str(item.get("name") or "")
-            if isinstance(item.get("namespace"), str) and item["namespace"]:
-                name = namespaced(item["namespace"], name)
+            call_id = str_field(item, "call_id", field) or str_field(item, "id", field) or ""
+            name = str_field(item, "name", field) or ""
+            if namespace := str_field(item, "namespace", field):
+                name = namespaced(namespace, name)
             self.names[call_id] = name
             custom = kind == "custom_tool_call"
-            args = orjson.dumps({"input": str(item.get("input") or "")}).decode() if custom else str(
-                item.get("arguments") or "{}")
+            if custom:
+                args = orjson.dumps({"input": str_field(item, "input", field) or ""}).decode()
+            else:
+                args = str_field(item, "arguments", field) or "{}"
             self.add("assistant", ToolCall(call_id, name, args, custom=custom))
         elif kind in ("function_call_output", "custom_tool_call_output"):
-            call_id = str(item.get("call_id") or "")
+            call_id = str_field(item, "call_id", field) or ""
             self.add("user", ToolResult(call_id, _output_parts(item.get("output"), f"{field}.output"),
                                         name=self.names.get(call_id), custom=kind == "custom_tool_call_output"))
         elif kind == "reasoning":
-            thinking = _reasoning_item(item)
+            thinking = _reasoning_item(item, field)
             if thinking is not None:
                 self.add("assistant", thinking)
         else:
             raise unsupported(field, "the destination", f"input item type {kind!r}")
 
     def message(self, item: dict[str, Any], field: str) -> None:
-        role = item.get("role")
+        role = str_field(item, "role", field)
         parts = _content_parts(item.get("content"), f"{field}.content")
         if role in ("system", "developer"):
             texts = [p for p in parts if isinstance(p, Text)]
@@ -159,7 +173,7 @@ class _Decoder:
                 self.system.extend(texts)
         elif role == "assistant":
             for part in parts:
-                self.add(role, part)
+                self.add("assistant", part)
         elif role == "user":
             self.messages.append(Message("user", parts))
         else:
@@ -171,56 +185,62 @@ def namespaced(namespace: str, name: str) -> str:
     return f"{namespace}{NAMESPACE_SEP}{name}"
 
 
-def _tool(tool: dict[str, Any], namespace: str | None) -> Tool:
-    name = str(tool.get("name"))
+def _tool(tool: dict[str, Any], field: str, namespace: str | None) -> Tool:
+    name = str_field(tool, "name", field)
+    if not name:
+        raise invalid(f"{field}.name", "must be a non-empty string")
     flat = namespaced(namespace, name) if namespace else name
+    description = str_field(tool, "description", field)
     if tool.get("type") == "custom":
-        description = tool.get("description")
         return Tool(flat, description, custom_tool_schema(description), custom=True)
-    return Tool(flat, tool.get("description"), tool.get("parameters") or {},
-                tool.get("strict") if isinstance(tool.get("strict"), bool) else None)
+    return Tool(flat, description, obj_field(tool, "parameters", field) or {}, bool_field(tool, "strict", field))
 
 
-def _tools(raw: Any, dropped: list[str]) -> list[Tool]:
+def _tools(body: dict[str, Any], dropped: list[str]) -> list[Tool]:
     """Function and custom tools, namespaced ones flattened (`namespace__name`). Hosted tools
     (web search, file search, code interpreter…) run inside OpenAI: another provider cannot offer
     them, so they are left out and listed in `dropped` (forcing one with tool_choice is a 400)."""
     tools = []
-    for i, tool in enumerate(raw or ()):
-        kind = tool.get("type") if isinstance(tool, dict) else None
+    for where, tool in objects(body, "tools"):
+        kind = str_field(tool, "type", where)
         if kind in ("function", "custom"):
-            tools.append(_tool(tool, None))
+            tools.append(_tool(tool, where, None))
         elif kind == "namespace":
-            namespace = str(tool.get("name"))
-            tools.extend(_tool(inner, namespace) for inner in tool.get("tools") or () if isinstance(inner, dict)
-                         and inner.get("type") in ("function", "custom"))
+            namespace = str_field(tool, "name", where) or ""
+            tools.extend(_tool(inner, field, namespace) for field, inner in objects(tool, "tools", where)
+                         if inner.get("type") in ("function", "custom"))
         else:
-            dropped.append(f"tools[{i}]")
+            dropped.append(where)
     return tools
 
 
 def _tool_choice(raw: Any) -> ToolChoice | None:
     if raw is None:
         return None
-    if raw in ("auto", "none", "required"):
-        return ToolChoice(raw)
+    if isinstance(raw, str) and raw in PLAIN_CHOICES:
+        return ToolChoice(PLAIN_CHOICES[raw])
+    if not isinstance(raw, str | dict):
+        raise wrong("tool_choice", "a string or an object", raw)
     if isinstance(raw, dict) and raw.get("type") in ("function", "custom") and raw.get("name"):
-        namespace = raw.get("namespace")
-        name = str(raw["name"])
-        return ToolChoice("tool", namespaced(namespace, name) if isinstance(namespace, str) and namespace else name)
+        name = want_str(raw["name"], "tool_choice.name")
+        namespace = str_field(raw, "namespace", "tool_choice")
+        return ToolChoice("tool", namespaced(namespace, name) if namespace else name)
     raise unsupported("tool_choice", "the destination", "only auto, none, required or one function translate")
 
 
-def _format(text: Any) -> ResponseFormat | None:
-    fmt = text.get("format") if isinstance(text, dict) else None
-    if not isinstance(fmt, dict) or fmt.get("type") in (None, "text"):
+def _format(body: dict[str, Any]) -> ResponseFormat | None:
+    text = obj_field(body, "text")
+    fmt = obj_field(text, "format", "text") if text is not None else None
+    kind = str_field(fmt, "type", "text.format") if fmt is not None else None
+    if fmt is None or kind in (None, "text"):
         return None
-    if fmt["type"] == "json_object":
+    if kind == "json_object":
         return ResponseFormat("json_object")
-    if fmt["type"] == "json_schema":
-        return ResponseFormat("json_schema", fmt.get("schema") or {}, fmt.get("name"), fmt.get("strict"),
-                              fmt.get("description"))
-    raise unsupported("text.format", "the destination", f"type {fmt.get('type')!r}")
+    if kind == "json_schema":
+        where = "text.format"
+        return ResponseFormat("json_schema", obj_field(fmt, "schema", where) or {}, str_field(fmt, "name", where),
+                              bool_field(fmt, "strict", where), str_field(fmt, "description", where))
+    raise unsupported("text.format", "the destination", f"type {kind!r}")
 
 
 def decode_request(body: dict[str, Any], stream: bool) -> Request:
@@ -228,8 +248,8 @@ def decode_request(body: dict[str, Any], stream: bool) -> Request:
         if body.get(key):
             raise unsupported(key, "the destination", "it needs OpenAI's server-side state or features")
     decoder = _Decoder()
-    if isinstance(body.get("instructions"), str) and body["instructions"]:
-        decoder.system.append(Text(body["instructions"]))
+    if instructions := str_field(body, "instructions"):
+        decoder.system.append(Text(instructions))
     raw = body.get("input")
     if isinstance(raw, str):
         decoder.messages.append(Message("user", [Text(raw)]))
@@ -238,24 +258,24 @@ def decode_request(body: dict[str, Any], stream: bool) -> Request:
             decoder.item(item, f"input[{i}]")
     else:
         raise invalid("input", "must be a string or a non-empty list of items")
-    effort = (body.get("reasoning") or {}).get("effort") if isinstance(body.get("reasoning"), dict) else None
+    config = obj_field(body, "reasoning")
+    effort = str_field(config, "effort", "reasoning") if config is not None else None
     reasoning = Reasoning(enabled=effort != "none", effort=None if effort == "none" else effort) if isinstance(
         effort, str) else None
     dropped: list[str] = []
     return Request(
         messages=decoder.messages,
         system=decoder.system,
-        tools=_tools(body.get("tools"), dropped),
+        tools=_tools(body, dropped),
         tool_choice=_tool_choice(body.get("tool_choice")),
-        parallel_tool_calls=body.get("parallel_tool_calls") if isinstance(body.get("parallel_tool_calls"), bool)
-        else None,
-        max_tokens=int_or_none(body.get("max_output_tokens")),
-        temperature=number_or_none(body.get("temperature")),
-        top_p=number_or_none(body.get("top_p")),
-        response_format=_format(body.get("text")),
+        parallel_tool_calls=bool_field(body, "parallel_tool_calls"),
+        max_tokens=int_field(body, "max_output_tokens", low=1),
+        temperature=num_field(body, "temperature"),
+        top_p=num_field(body, "top_p"),
+        response_format=_format(body),
         reasoning=reasoning,
-        user=str_or(body.get("safety_identifier"), "") or str_or(body.get("user"), "") or None,
-        stream=body.get("stream") is True,
+        user=str_field(body, "safety_identifier") or str_field(body, "user") or None,
+        stream=bool_field(body, "stream") is True,
         echo={key: body[key] for key in ECHOED if key in body},
         dropped=dropped,
     )

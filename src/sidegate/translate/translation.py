@@ -11,27 +11,38 @@ from sidegate.ingress.base import TokenUsage
 from sidegate.translate import neutral as n
 from sidegate.translate.codec import Codec, StreamDecoder, StreamEncoder
 from sidegate.translate.count_tokens import estimate
-from sidegate.translate.errors import TranslationError, unsupported
+from sidegate.translate.errors import INVALID_FIELD, SERVER, TranslationError, UnreadableAnswer, unsupported
 from sidegate.translate.registry import CODECS, ESTIMATE
 
 
 class StreamTranslator:
     """Per-stream state: destination SSE events in, the caller's SSE event blocks out."""
 
-    __slots__ = ("_decoder", "_encoder", "usage")
+    __slots__ = ("_api", "_decoder", "_encoder", "failure", "usage")
 
-    def __init__(self, decoder: StreamDecoder, encoder: StreamEncoder) -> None:
+    def __init__(self, decoder: StreamDecoder, encoder: StreamEncoder, dest_api: str = "") -> None:
+        self._api = dest_api
         self._decoder = decoder
         self._encoder = encoder
         self.usage: TokenUsage | None = None  # the destination's usage as far as seen, neutral form
+        # Set when a destination event could not be read (not JSON, a field of the wrong type): the
+        # caller's stream then got its error event and ended; nothing more is translated.
+        self.failure: UnreadableAnswer | None = None
 
     def feed(self, event: str | None, data: bytes) -> list[bytes]:
         """One destination event (its `event:` name and joined `data:` payload) → zero or more
-        complete caller event blocks, each ending with its blank line."""
-        if not data:
+        complete caller event blocks, each ending with its blank line. An event that is not the
+        destination's ends the caller's stream with its error event and sets `failure` (a 502
+        `upstream_invalid_response`; before the caller's first byte a relay may fall back instead)."""
+        if not data or self.failure is not None:
             return []
         out: list[bytes] = []
-        for ev in self._decoder.feed(event, data):
+        try:
+            events = self._decoder.feed(event, data)
+        except TranslationError as err:
+            self.failure = UnreadableAnswer(self._api, err.message)
+            return self.error(self.failure.status, SERVER, self.failure.message)
+        for ev in events:
             if isinstance(ev, n.UsageUpdate) or (isinstance(ev, n.Start) and ev.usage is not None):
                 self.usage = ev.usage
             out.extend(self._encoder.encode(ev))
@@ -92,7 +103,10 @@ class Translation:
     def request(self, body: dict[str, Any]) -> dict[str, Any]:
         """The caller's body as the destination's body (the model set to `dest_model`; for Gemini
         destinations the model and the streaming choice go in the URL, see `dest_stream`).
-        Raises TranslationError (400, naming the field) for what the destination cannot express."""
+        Raises TranslationError (400, naming the field) for what the destination cannot express
+        and for caller fields of the wrong JSON type."""
+        if not isinstance(body, dict):
+            raise TranslationError("body", "must be a JSON object", code=INVALID_FIELD)
         self.neutral = self.caller.decode_request(body, self.streaming)  # type: ignore[misc]
         choice = getattr(self.neutral, "tool_choice", None)
         if choice is not None and choice.mode == "tool" and choice.name not in {t.name for t in self.neutral.tools}:
@@ -104,14 +118,18 @@ class Translation:
         return self.dest.encode_request(self.neutral, self.dest_model, self.dest_stream, self.stream_usage)
 
     def response(self, status: int, obj: Any) -> tuple[int, dict[str, Any]]:
-        """The destination's JSON answer (or its error body, status >= 400) in the caller's format."""
+        """The destination's JSON answer (or its error body, status >= 400) in the caller's format.
+        Raises UnreadableAnswer (502 upstream_invalid_response) for a 2xx answer it cannot read."""
         assert self.dest is not None and self.dest.decode_response is not None, "call answer_locally"
         if status >= 400 or not isinstance(obj, dict):
             err = self.dest.decode_error(status if status >= 400 else 502, obj if isinstance(obj, dict) else {})
             return self.caller.encode_error(err)
         if self.neutral is None:
             raise RuntimeError("request() must be called before response()")
-        answer = self.dest.decode_response(obj)
+        try:
+            answer = self.dest.decode_response(obj)
+        except TranslationError as err:  # a field of the destination's answer has the wrong type
+            raise UnreadableAnswer(self.dest_api, err.message) from None
         self.usage = getattr(answer, "usage", None)
         assert self.caller.encode_response is not None
         # the model the destination says answered, as a caller of the destination's own API sees it
@@ -130,5 +148,6 @@ class Translation:
             raise TranslationError("stream", f"{self.caller.api} → {self.dest_api} does not stream")
         if self.neutral is None:
             raise RuntimeError("request() must be called before stream()")
-        return StreamTranslator(self.dest.stream_decoder(), self.caller.stream_encoder(self.neutral, self.dest_model))
+        return StreamTranslator(self.dest.stream_decoder(), self.caller.stream_encoder(self.neutral, self.dest_model),
+                                self.dest_api)
 

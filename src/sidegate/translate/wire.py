@@ -59,16 +59,6 @@ def text_of(value: Any) -> str:
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
-def int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def number_or_none(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return value
-
-
 def tool_input(arguments: str) -> dict[str, Any]:
     """Arguments of a call the destination made, as Anthropic's `input` object. Text that is not a
     JSON object (a call cut off by the token limit) becomes {}; the stop reason tells why."""

@@ -6,6 +6,9 @@ the destination is skipped, and the skip recorded, until `cooldown_s` has passed
 request is let through (half-open). Its success closes the breaker, its failure opens it for
 another cool-down; a probe that never reports (its caller went away) frees the next probe one
 cool-down later.
+
+The attempt being made (`ctx.target`, `ctx.destination_model`) reports to its breaker through
+`destination_failed` and `destination_succeeded`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sidegate.context import RequestContext
 
 Clock = Callable[[], float]
 
@@ -58,3 +65,14 @@ class Breakers:
     def is_open(self, key: tuple[str, str]) -> bool:
         state = self._states.get(key)
         return state is not None and state.open and self._clock() < state.open_until
+
+    def destination_failed(self, ctx: RequestContext) -> None:
+        """Count a failed attempt at the current destination (or a stream it broke off) against its breaker."""
+        service, target, model = ctx.service, ctx.target, ctx.destination_model
+        if service is not None and target is not None and model is not None:
+            self.failure((target.provider.name, model), service.breaker_failures, service.breaker_cooldown_s)
+
+    def destination_succeeded(self, ctx: RequestContext) -> None:
+        """The current destination answered well: its breaker closes."""
+        if ctx.target is not None and ctx.destination_model is not None:
+            self.success((ctx.target.provider.name, ctx.destination_model))

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from sidegate.upstream.http1 import Http1Client, Response
-from sidegate.upstream.mock import MockReply
+from sidegate.upstream.http1.client import Http1Client
+from sidegate.upstream.http1.response import Response
+from sidegate.upstream.mock.model import MockReply
 
 
-def new_session() -> Http1Client:
+def new_client() -> Http1Client:
     return Http1Client()
 
 
@@ -93,7 +94,7 @@ class InProcessReply(Reply):
 
 
 async def send(
-    session: Http1Client,
+    client: Http1Client,
     url: str,
     headers: dict[str, str],
     body: bytes | None,
@@ -107,7 +108,7 @@ async def send(
     """Send one request; returns once the answer's status and headers arrived. `timeout_s` bounds
     the whole answer when it is read whole, else the wait for its first byte; for a stream,
     `idle_timeout_s` then bounds every silence between two chunks."""
-    response = await session.request(
+    response = await client.request(
         method, url, headers, body, connect_timeout_s=connect_timeout_s,
         total_timeout_s=None if stream else timeout_s, first_byte_timeout_s=timeout_s if stream else None,
         idle_timeout_s=idle_timeout_s if stream else None)

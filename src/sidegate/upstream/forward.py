@@ -30,12 +30,11 @@ from sidegate.errors import GatewayError
 from sidegate.governance.tags import TAG_HEADERS, UPSTREAM_TAG_HEADER
 from sidegate.ingress.registry import FORMATS
 from sidegate.policy.compiled import Service, Target
-from sidegate.state import STATE
 from sidegate.translate import Translation, plan
 from sidegate.upstream import client
-from sidegate.upstream.http1 import ConnectTimeout
-from sidegate.upstream.http1_response import UpstreamBroken
-from sidegate.upstream.mock import MockReply, mock_reply
+from sidegate.upstream.http1.errors import ConnectTimeout, UpstreamBroken
+from sidegate.upstream.mock.model import MockReply, mock_reply
+from sidegate.upstream.services import AttemptTracing, UpstreamServices
 from sidegate.upstream.sse import StreamReader
 
 # Caller headers never forwarded: hop-by-hop ones, ones the client computes, credentials (replaced
@@ -132,7 +131,8 @@ def _translation(ctx: RequestContext, target: Target, model: str) -> Translation
     return Translation(api, dest, ctx.model or "", model, ctx.stream, stream_usage=provider.stream_usage)
 
 
-async def _attempt(ctx: RequestContext, target: Target, model: str, translation: Translation | None) -> client.Reply:
+async def _attempt(ctx: RequestContext, services: UpstreamServices, target: Target, model: str,
+                   translation: Translation | None) -> client.Reply:
     if translation is None:
         api, stream = ctx.fmt.name, ctx.stream
         body, body_bytes, ctx.strip_usage = _body_for(ctx, target, model)
@@ -146,18 +146,16 @@ async def _attempt(ctx: RequestContext, target: Target, model: str, translation:
         body_bytes = orjson.dumps(body)
         ctx.target, ctx.destination_model = target, model
     provider = target.provider
-    tracing = ctx.request.app[STATE].tracing
+    tracing = services.tracing
     if provider.adapter.in_process:
         tracing.start_attempt(ctx, target, model, api, None)
         return client.InProcessReply(mock_reply(api, body or {}, model, stream))
     service = ctx.service
     assert service is not None
-    session = ctx.request.app[STATE].session
-    assert session is not None, "the upstream session is opened before serving"
     headers = _headers(ctx, target, api)
     tracing.start_attempt(ctx, target, model, api, headers)  # sends the attempt span's traceparent
     reply = await client.send(
-        session,
+        services.client,
         _url(ctx, target, api, model, stream),
         headers,
         body_bytes if ctx.fmt.has_body else None,
@@ -173,20 +171,6 @@ async def _attempt(ctx: RequestContext, target: Target, model: str, translation:
 def relayed_as_stream(ctx: RequestContext, reply: client.Reply) -> bool:
     """Whether the relay passes this reply on event by event (else it is read and relayed whole)."""
     return ctx.stream and reply.is_sse and reply.status < 400
-
-
-def destination_failed(ctx: RequestContext) -> None:
-    """Count a failed attempt at the current destination (or a stream it broke off) against its breaker."""
-    service, target, model = ctx.service, ctx.target, ctx.destination_model
-    if service is not None and target is not None and model is not None:
-        ctx.request.app[STATE].breakers.failure((target.provider.name, model), service.breaker_failures,
-                                                service.breaker_cooldown_s)
-
-
-def destination_succeeded(ctx: RequestContext) -> None:
-    """The current destination answered well: its breaker closes."""
-    if ctx.target is not None and ctx.destination_model is not None:
-        ctx.request.app[STATE].breakers.success((ctx.target.provider.name, ctx.destination_model))
 
 
 class InvalidAnswer(Exception):
@@ -249,8 +233,8 @@ def failure_words(exc: OSError, target: Target, service: Service, streaming: boo
     return exc.strerror or str(exc) or type(exc).__name__
 
 
-def _note(ctx: RequestContext, target: Target, model: str, began: float, status: int | None, reason: str,
-          words: str | None = None, relayed: bool = False) -> None:
+def _note(tracing: AttemptTracing, ctx: RequestContext, target: Target, model: str, began: float,
+          status: int | None, reason: str, words: str | None = None, relayed: bool = False) -> None:
     """Record one attempt. `relayed`: a last destination's retryable status, whose answer the caller
     gets (its span stays open until the relay ends, as tracing does for answers it calls ok/error)."""
     attempt: dict[str, Any] = {
@@ -264,7 +248,7 @@ def _note(ctx: RequestContext, target: Target, model: str, began: float, status:
     if words is not None:
         attempt["error"] = words
     ctx.attempts.append(attempt)
-    ctx.request.app[STATE].tracing.end_attempt(ctx, status, "error" if relayed else reason)
+    tracing.end_attempt(ctx, status, "error" if relayed else reason)
 
 
 def _all_failed(ctx: RequestContext, failure: GatewayError) -> GatewayError:
@@ -285,12 +269,12 @@ _UPSTREAM_FAILURES = frozenset({"upstream_timeout", "upstream_unreachable", "ups
                                 "destinations_unavailable"})
 
 
-async def forward(ctx: RequestContext) -> client.Reply:
+async def forward(ctx: RequestContext, services: UpstreamServices) -> client.Reply:
     """Send to the chosen destination, then to the fallbacks in order, until one answers without a
     retryable failure. Returns the reply to relay; `ctx.translation` says how to bring it back."""
     service = ctx.service
     assert service is not None
-    breakers = ctx.request.app[STATE].breakers
+    breakers, tracing = services.breakers, services.tracing
     targets = (service.choose(), *service.fallbacks)
     failure: GatewayError | None = None
     for index, target in enumerate(targets):
@@ -300,60 +284,60 @@ async def forward(ctx: RequestContext) -> client.Reply:
         try:
             translation = _translation(ctx, target, model)
         except GatewayError as err:
-            _note(ctx, target, model, began, None, "no_translation", f"cannot take {ctx.fmt.name}")
+            _note(tracing, ctx, target, model, began, None, "no_translation", f"cannot take {ctx.fmt.name}")
             failure = err
             continue
         local = translation is not None and translation.local  # answered by sidegate: no upstream, no breaker
         if not local and not breakers.allow((target.provider.name, model)):
-            _note(ctx, target, model, began, None, "circuit_open", "circuit open after repeated failures")
+            _note(tracing, ctx, target, model, began, None, "circuit_open", "circuit open after repeated failures")
             failure = failure or GatewayError(503, "destinations_unavailable", "")
             continue
         ctx.upstream_called = ctx.upstream_called or not local
         reply: client.Reply | None = None
         try:
-            reply = await _attempt(ctx, target, model, translation)
+            reply = await _attempt(ctx, services, target, model, translation)
             await _open(ctx, reply, None if local else translation)
         except GatewayError as err:  # the request cannot be expressed for this destination
-            _note(ctx, target, model, began, None, "translation_error", err.message)
+            _note(tracing, ctx, target, model, began, None, "translation_error", err.message)
             failure = err
             continue
         except InvalidAnswer as exc:
             assert reply is not None
             reply.close()
-            destination_failed(ctx)
-            _note(ctx, target, model, began, reply.status, "invalid_response", f"invalid answer: {exc}")
+            breakers.destination_failed(ctx)
+            _note(tracing, ctx, target, model, began, reply.status, "invalid_response", f"invalid answer: {exc}")
             failure = GatewayError(502, "upstream_invalid_response", "")
             continue
         except TimeoutError as exc:
             streaming = reply is not None and relayed_as_stream(ctx, reply)  # silent before its first event
             if reply is not None:
                 reply.close()
-            destination_failed(ctx)
+            breakers.destination_failed(ctx)
             connecting = isinstance(exc, ConnectTimeout)  # else no first byte (or whole answer) in time
-            _note(ctx, target, model, began, None, "connect_timeout" if connecting else "first_byte_timeout",
+            _note(tracing, ctx, target, model, began, None, "connect_timeout" if connecting else "first_byte_timeout",
                   failure_words(exc, target, service, streaming))
             failure = GatewayError(504, "upstream_timeout", "")
             continue
         except OSError as exc:  # refused, reset, DNS, closed early, malformed answer (UpstreamBroken)
             if reply is not None:
                 reply.close()
-            destination_failed(ctx)
-            _note(ctx, target, model, began, None, "connection_error", failure_words(exc, target, service))
+            breakers.destination_failed(ctx)
+            _note(tracing, ctx, target, model, began, None, "connection_error", failure_words(exc, target, service))
             failure = GatewayError(502, "upstream_unreachable", "")
             continue
         finally:
             ctx.upstream_s += time.perf_counter() - began
         if reply.status in RETRYABLE_STATUS:
-            destination_failed(ctx)
+            breakers.destination_failed(ctx)
             if not last:
-                _note(ctx, target, model, began, reply.status, "retryable_status", f"HTTP {reply.status}")
+                _note(tracing, ctx, target, model, began, reply.status, "retryable_status", f"HTTP {reply.status}")
                 reply.close()
                 continue
-            _note(ctx, target, model, began, reply.status, "retryable_status", relayed=True)
+            _note(tracing, ctx, target, model, began, reply.status, "retryable_status", relayed=True)
         else:
             if not local and not relayed_as_stream(ctx, reply):  # a stream succeeds when it ends well (relay)
-                destination_succeeded(ctx)
-            _note(ctx, target, model, began, reply.status,
+                breakers.destination_succeeded(ctx)
+            _note(tracing, ctx, target, model, began, reply.status,
                   "estimated_locally" if local else "ok" if reply.status < 400 else "error")
         ctx.translation = None if translation is None or translation.local else translation
         return reply

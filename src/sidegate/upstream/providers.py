@@ -105,7 +105,7 @@ class DatabricksAdapter(Adapter):
 
 
 class MockAdapter(Adapter):
-    """The built-in deterministic model (`upstream.mock`); answers in process, in every format."""
+    """The built-in deterministic model (`upstream.mock.model`); answers in process, in every format."""
 
     kind = "mock"
     apis = ALL_APIS - {apis.OPENAI_MODELS}

@@ -25,11 +25,12 @@ from sidegate.context import RequestContext
 from sidegate.errors import GatewayError
 from sidegate.governance.stream_guard import StreamGuard
 from sidegate.ingress.registry import FAMILIES, FORMATS, stream_error
-from sidegate.state import STATE
 from sidegate.translate import StreamTranslator
+from sidegate.upstream.breaker import Breakers
 from sidegate.upstream.client import Reply
-from sidegate.upstream.forward import destination_failed, destination_succeeded, failure_words, relayed_as_stream
+from sidegate.upstream.forward import failure_words, relayed_as_stream
 from sidegate.upstream.live import SHUTTING_DOWN, ShuttingDown, shutting_down_error
+from sidegate.upstream.services import UpstreamServices
 from sidegate.upstream.sse import Event, SSESplitter
 
 _UPSTREAM_READ_ERRORS = (TimeoutError, OSError)  # idle timeout; connection broken (UpstreamBroken)
@@ -47,16 +48,16 @@ def response_headers(ctx: RequestContext, reply: Reply, translated: dict[str, st
     if ctx.target is not None:  # which destination answered: provider and model
         headers["x-sidegate-destination"] = f"{ctx.target.provider.name}/{ctx.destination_model}"
     if ctx.reservation is not None and (limits := ctx.reservation.headers()):
-        # sidegate's x-ratelimit-* replace the upstream's of the same name, whatever their case
-        for name in [k for k in headers if k[:12].lower() == "x-ratelimit-" and k.lower() in limits]:
+        # sidegate's rate-limit headers replace the upstream's of the same name, whatever their case
+        for name in [k for k in headers if k.lower() in limits]:
             del headers[name]
         headers.update(limits)
     return headers
 
 
-async def relay(ctx: RequestContext, reply: Reply) -> web.StreamResponse:
+async def relay(ctx: RequestContext, reply: Reply, services: UpstreamServices) -> web.StreamResponse:
     if relayed_as_stream(ctx, reply):
-        return await _relay_stream(ctx, reply)
+        return await _relay_stream(ctx, reply, services)
     return await _relay_whole(ctx, reply)
 
 
@@ -146,12 +147,12 @@ class _Outbound:
         return self.guard is not None and self.guard.blocked
 
 
-def _stream_failed(ctx: RequestContext, code: str, reason: str, message: str) -> GatewayError:
+def _stream_failed(ctx: RequestContext, breakers: Breakers, code: str, reason: str, message: str) -> GatewayError:
     """A stream the destination broke after the caller got its first bytes: recorded, counted
     against the destination's breaker, and the error to end the caller's stream with."""
     ctx.usage_complete = False
     ctx.error_code = code
-    destination_failed(ctx)
+    breakers.destination_failed(ctx)
     if ctx.attempts:
         ctx.attempts[-1]["reason"] = reason
         ctx.attempts[-1]["error"] = message
@@ -159,7 +160,7 @@ def _stream_failed(ctx: RequestContext, code: str, reason: str, message: str) ->
     return GatewayError(502, code, f"the stream from {name!r} broke off: {message}")
 
 
-async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse:
+async def _relay_stream(ctx: RequestContext, reply: Reply, services: UpstreamServices) -> web.StreamResponse:
     reader = ctx.stream_reader
     assert reader is not None, "the attempt opened the stream (forward)"
     translation = ctx.translation
@@ -182,7 +183,8 @@ async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse
             if ctx.first_byte_at is None:
                 ctx.first_byte_at = time.perf_counter()
 
-    ctx.request.app[STATE].live.streaming(reply)  # from here on, shutdown ends it with an error event
+    breakers = services.breakers
+    services.live.streaming(reply)  # from here on, shutdown ends it with an error event
     try:
         await response.prepare(ctx.request)
         events = reader.first
@@ -196,7 +198,7 @@ async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse
         chunks = reader.chunks
         while not outbound.blocked:
             await send([out for ev, parsed in events for out in outbound.event(ev, parsed)])
-            if reader.done or outbound.blocked:
+            if reader.done or outbound.blocked or (translator is not None and translator.failure is not None):
                 break
             waited = time.perf_counter()
             try:
@@ -212,7 +214,8 @@ async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse
                 idle = isinstance(exc, TimeoutError)
                 assert ctx.target is not None and ctx.service is not None
                 words = failure_words(exc, ctx.target, ctx.service, streaming=True)
-                failure = _stream_failed(ctx, "upstream_idle_timeout" if idle else "upstream_stream_interrupted",
+                failure = _stream_failed(ctx, breakers,
+                                         "upstream_idle_timeout" if idle else "upstream_stream_interrupted",
                                          "idle_timeout" if idle else "stream_interrupted", words)
                 break
             finally:
@@ -220,10 +223,13 @@ async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse
         if outbound.blocked:
             ctx.error_code = "output_guardrail_triggered"
             ctx.usage_complete = False  # reading stopped at the block: the usage seen so far is partial
+        elif failure is None and translator is not None and translator.failure is not None:
+            # an event the translation could not read: the caller's stream already got its error event
+            _stream_failed(ctx, breakers, translator.failure.code, "invalid_response", translator.failure.message)
         elif failure is None and reader.problem is not None:
-            failure = _stream_failed(ctx, "upstream_invalid_response", "invalid_response", reader.problem)
+            failure = _stream_failed(ctx, breakers, "upstream_invalid_response", "invalid_response", reader.problem)
         elif failure is None:
-            destination_succeeded(ctx)
+            breakers.destination_succeeded(ctx)
             await send(outbound.finish())
         if failure is not None:  # nothing may follow the error event
             # the text the output guard holds goes first, scanned as final (masked, or the block instead)

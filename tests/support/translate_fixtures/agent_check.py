@@ -31,7 +31,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from sidegate.auth.credentials import hash_key
-from sidegate.telemetry.stores import read_rows
+from sidegate.telemetry.stores.registry import read_rows
+from sidegate.telemetry.usage.row import USAGE
 
 MARKER = "sidegate-ok"
 KEY = "sk-agent-check"
@@ -171,7 +172,7 @@ async def sidegate_serve(policies: Path) -> AsyncIterator[str]:
 
 def _print_rows(usage_url: str) -> None:
     print("usage rows written by sidegate:")
-    for row in read_rows(usage_url):
+    for row in read_rows(usage_url, USAGE):
         route = ",".join(f"{a['destination']}:{a['status']}:{a['reason']}" for a in row["routing_information"])
         print(f"  {row['client']:<12} {row['api_type']:<26} {row['status_code']} stream={row['streaming']!s:<5} "
               f"dest={row['destination_type']}/{row['destination_model']} in={row['input_tokens']} "

@@ -18,7 +18,7 @@ from sidegate.governance.guardrails import ActiveGuardrails, Guardrails
 from sidegate.governance.stream_guard import StreamGuard
 from sidegate.policy.compiled import PrincipalInfo
 from sidegate.policy.model import PolicyModel
-from sidegate.upstream.mock_formats import (
+from sidegate.upstream.mock.render import (
     Completion,
     anthropic_events,
     chat_events,

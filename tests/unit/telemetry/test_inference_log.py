@@ -1,4 +1,4 @@
-"""The inference log sink (`sidegate.telemetry.inference_log`): rows built from what a sampled
+"""The inference log sink (`sidegate.telemetry.inference.log`): rows built from what a sampled
 request captured (payloads as forwarded and as sent, streams aggregated, credentials redacted,
 size limits), written to SQLite and JSONL through the row writer, flushed on close, sampling (the
 record stage handing captures over and policy reloads: tests/e2e/test_inference_log_reloads.py)."""
@@ -19,18 +19,20 @@ from sidegate import apis
 from sidegate.context import RequestContext
 from sidegate.ingress.registry import FORMATS, SURFACES, Surface
 from sidegate.policy.model import InferenceLog as InferenceLogPolicy
-from sidegate.telemetry.inference_log import InferenceLog, spool_path
-from sidegate.telemetry.inference_payloads import REDACTED, Capture, build_row
-from sidegate.telemetry.inference_row import (
+from sidegate.telemetry.inference.log import InferenceLog, spool_path
+from sidegate.telemetry.inference.payloads import REDACTED, Capture, build_row
+from sidegate.telemetry.inference.row import (
     INFERENCE_COLUMNS,
+    INFERENCE_LOG,
     MAX_REQUEST_SIZE_EXCEEDED,
     MAX_RESPONSE_SIZE_EXCEEDED,
     REQUEST_BLOCKED_BY_GUARDRAIL,
     STREAM_AGGREGATION_FAILED,
 )
-from sidegate.telemetry.stores import default_spool_path, open_store, read_rows
-from sidegate.telemetry.usage_row import UsageRow
-from sidegate.telemetry.usage_writer import UsageWriter
+from sidegate.telemetry.stores.registry import open_store, read_rows
+from sidegate.telemetry.stores.url import default_spool_path
+from sidegate.telemetry.usage.row import USAGE, UsageRow
+from sidegate.telemetry.usage.writer import UsageWriter
 
 SURFACE = {s.api: s for s in reversed(SURFACES)}
 SURFACE[apis.GEMINI_GENERATE] = Surface("gemini/streamGenerateContent", "POST", "", apis.GEMINI_GENERATE)
@@ -174,7 +176,7 @@ async def test_rows_reach_the_store_and_close_flushes(tmp_path: Path, scheme: st
     log.submit(context(apis.OPENAI_CHAT, {"model": "gpt-5"}, [], request_id="req-3"), usage_row("req-3", status=429))
     assert log.queue_depth == 2
     await log.close()  # nothing was flushed before: close writes it all
-    rows = read_rows(url, "inference_log")
+    rows = read_rows(url, INFERENCE_LOG)
     assert [r["request_id"] for r in rows] == ["req-1", "req-3"]
     assert set(rows[0]) == set(INFERENCE_COLUMNS)
     message = orjson.loads(rows[0]["response_payload"])
@@ -188,7 +190,7 @@ async def test_usage_and_inference_log_share_a_database_file_but_not_a_spool(tmp
     url = f"sqlite:///{tmp_path}/sidegate.db"
     assert spool_path(url) != default_spool_path(url)
     assert spool_path(url) == tmp_path / "sidegate.db.inference_log.spool.jsonl"
-    log, usage = InferenceLog(url), UsageWriter(open_store(url), spool_path=default_spool_path(url))
+    log, usage = InferenceLog(url), UsageWriter(open_store(url, USAGE), spool_path=default_spool_path(url))
     await log.start()
     await usage.start()
     log.submit(context(apis.OPENAI_CHAT, CHAT_BODY, []), usage_row())
@@ -197,4 +199,4 @@ async def test_usage_and_inference_log_share_a_database_file_but_not_a_spool(tmp
     await usage.close()
     with sqlite3.connect(tmp_path / "sidegate.db") as conn:
         assert conn.execute("SELECT request_id, streaming FROM inference_log").fetchall() == [("req-1", 0)]
-    assert [r["request_id"] for r in read_rows(url)] == ["usage-1"]
+    assert [r["request_id"] for r in read_rows(url, USAGE)] == ["usage-1"]

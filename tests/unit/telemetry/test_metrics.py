@@ -13,9 +13,9 @@ from tests.support.prom import label_sets, parse, total, value
 
 from sidegate.context import RequestContext
 from sidegate.ingress.registry import SURFACES
-from sidegate.telemetry.metrics import Metrics
-from sidegate.telemetry.metrics_labels import OTHER, opt_in_labels
-from sidegate.telemetry.usage_row import UsageRow
+from sidegate.telemetry.metrics.app_metrics import Metrics
+from sidegate.telemetry.metrics.labels import OTHER, opt_in_labels
+from sidegate.telemetry.usage.row import UsageRow
 
 CHAT = next(s for s in SURFACES if s.name == "mlflow/chat/completions")
 COUNT = next(s for s in SURFACES if s.name == "anthropic/count_tokens")
@@ -248,3 +248,49 @@ async def test_exposition_formats() -> None:
     body, content_type = await metrics.exposition("application/openmetrics-text;version=1.0.0,text/plain;q=0.5")
     assert content_type.startswith("application/openmetrics-text")
     assert body.endswith(b"# EOF\n") and b'sidegate_requests_total{api="mlflow/chat/completions"' in body
+
+
+class Limiter:
+    def __init__(self, store_errors: int) -> None:
+        self.store_errors = store_errors
+
+
+class Gauges:
+    """The process values' whole view of a process: no app state behind it."""
+
+    def __init__(self) -> None:
+        self.in_flight = 3
+        self.usage_queue_depth = 12
+        self.policy_reloads = {"success": 2, "failure": 1}
+        self.policy_reload_failed = True
+        self.limiter: Limiter | None = Limiter(4)
+        self.dropped_spans = 7
+
+
+def test_process_values_read_the_gauges_at_scrape_time() -> None:
+    gauges = Gauges()
+    metrics = Metrics(gauges=gauges, process_collectors=False)
+    s = scrape(metrics)
+    assert value(s, "sidegate_in_flight_requests") == 3
+    assert value(s, "sidegate_usage_queue_depth") == 12
+    assert value(s, "sidegate_policy_reloads_total", result="success") == 2
+    assert value(s, "sidegate_policy_reloads_total", result="failure") == 1
+    assert value(s, "sidegate_policy_last_reload_failed") == 1
+    assert value(s, "sidegate_rate_limit_store_errors_total") == 4
+    assert value(s, "sidegate_trace_spans_dropped_total") == 7
+    gauges.in_flight, gauges.policy_reload_failed, gauges.limiter = 0, False, None
+    s = scrape(metrics)
+    assert value(s, "sidegate_in_flight_requests") == 0
+    assert value(s, "sidegate_policy_last_reload_failed") == 0
+    assert value(s, "sidegate_rate_limit_store_errors_total") == 4  # the replaced limiter's errors still count
+
+
+def test_store_errors_of_replaced_limiters_add_up() -> None:
+    gauges = Gauges()
+    metrics = Metrics(gauges=gauges, process_collectors=False)
+    gauges.limiter.store_errors += 1  # type: ignore[union-attr]
+    metrics.policy_swapped(())  # a reload is about to replace the limiter
+    gauges.limiter = Limiter(2)
+    assert value(scrape(metrics), "sidegate_rate_limit_store_errors_total") == 5 + 2
+    gauges.limiter.store_errors = 3
+    assert value(scrape(metrics), "sidegate_rate_limit_store_errors_total") == 5 + 3

@@ -19,7 +19,7 @@ from tests.unit.translate.test_translate_answers import CALLERS, JSON_VIEWS, STR
 
 from sidegate import apis
 from sidegate.telemetry.stream_aggregate import AGGREGATORS, aggregate, aggregate_chunks
-from sidegate.upstream import mock_formats as mock
+from sidegate.upstream.mock import render as mock
 
 
 def caller_stream(name: str, caller: str) -> bytes:

@@ -20,7 +20,7 @@ from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
 from sidegate import apis
-from sidegate.upstream.mock import DEFAULT_ANSWER, MockReply, mock_reply
+from sidegate.upstream.mock.model import DEFAULT_ANSWER, MockReply, mock_reply
 
 RESPONSE_EVENT = TypeAdapter(ResponseStreamEvent)
 ANTHROPIC_EVENT = TypeAdapter(RawMessageStreamEvent)

@@ -14,8 +14,8 @@ from openai.types import ErrorObject
 from pydantic import TypeAdapter
 
 from sidegate import apis
-from sidegate.upstream.mock import SUPPORTED_APIS, mock_reply
-from sidegate.upstream.mock_validate import CHECKS
+from sidegate.upstream.mock.model import SUPPORTED_APIS, mock_reply
+from sidegate.upstream.mock.validate import CHECKS
 
 ANTHROPIC_ERROR = TypeAdapter(AnthropicErrorResponse)
 USER = {"role": "user", "content": "hi"}

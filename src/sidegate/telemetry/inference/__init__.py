@@ -1,0 +1,1 @@
+"""The inference log: sampled requests and answers, their row, and its writer."""

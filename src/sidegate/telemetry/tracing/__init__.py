@@ -1,0 +1,1 @@
+"""OpenTelemetry traces: the request and attempt spans, their content attributes, and the exporter set-up."""

@@ -1,0 +1,1 @@
+"""The usage table: its row, its writer, and the `sidegate usage` reports."""
