@@ -87,25 +87,49 @@ def provider_error_event(req: Request) -> bytes:
     return sse_data(body)
 
 
+def without_terminal(req: Request) -> list[bytes]:
+    """The stream with all its text but not the event that says it ended: a chat stream stops
+    before its finish_reason (a chat answer is whole at its finish_reason even without [DONE]), a
+    Gemini stream's last chunk loses its finishReason, other formats lose their last event."""
+    events = req.events()
+    if req.api == "chat":
+        return events[:next(i for i, e in enumerate(events) if b'"finish_reason":"' in e)]
+    if req.api == "generate":
+        last = orjson.loads(events[-1][len(b"data: "):])
+        del last["candidates"][0]["finishReason"]
+        return [*events[:-1], sse_data(last)]
+    return events[:-1]
+
+
+#: The code the usage row takes from each destination's own error event above (Responses:
+#: the `error` event's code; chat: the error's type when its code is null).
+PROVIDER_ERROR_CODES = {"chat": "server_error", "responses": "server_error", "messages": "overloaded_error",
+                        "generate": "UNAVAILABLE"}
+
+
 @dataclass(frozen=True)
 class StreamFault:
     name: str
     script: Callable[[Request], list[Part]]
     code: str | None  # the usage row's error_code; None: any code (the stream's own failure)
+    reason: str  # the attempt's routing reason once the stream broke
     broken: bytes | None = None  # bytes that must never reach the caller
 
 
 STREAM_FAULTS = [
-    StreamFault("cut", lambda r: [*sse(r.events()[:keep(r)]), CLOSE], "upstream_stream_interrupted"),
-    StreamFault("reset", lambda r: [*sse(r.events()[:keep(r)]), RESET], "upstream_stream_interrupted"),
-    StreamFault("hang", lambda r: [*sse(r.events()[:keep(r)]), HANG], "upstream_idle_timeout"),
+    StreamFault("cut", lambda r: [*sse(r.events()[:keep(r)]), CLOSE], "upstream_stream_interrupted",
+                "stream_interrupted"),
+    StreamFault("reset", lambda r: [*sse(r.events()[:keep(r)]), RESET], "upstream_stream_interrupted",
+                "stream_interrupted"),
+    StreamFault("hang", lambda r: [*sse(r.events()[:keep(r)]), HANG], "upstream_idle_timeout", "idle_timeout"),
     StreamFault("not-sse", lambda r: [*sse([*r.events()[:keep(r)], NOT_SSE, *r.events()[keep(r):]]), END],
-                None, b"Bad Gateway"),
+                "upstream_invalid_response", "invalid_response", b"Bad Gateway"),
     StreamFault("bad-json", lambda r: [*sse([*r.events()[:keep(r)], BAD_JSON, *r.events()[keep(r):]]), END],
-                None, b"lost"),
+                "upstream_invalid_response", "invalid_response", b"lost"),
     StreamFault("provider-error-event",
-                lambda r: [*sse([*r.events()[:keep(r)], provider_error_event(r)]), END], None),
-    StreamFault("no-terminal", lambda r: [*sse(r.events()[:-1]), END], None),
+                lambda r: [*sse([*r.events()[:keep(r)], provider_error_event(r)]), END], None, "stream_error"),
+    StreamFault("no-terminal", lambda r: [*sse(without_terminal(r)), END], "upstream_invalid_response",
+                "invalid_response"),
 ]
 FAULT_IDS = [f.name for f in STREAM_FAULTS]
 
@@ -129,7 +153,11 @@ async def test_a_broken_stream_ends_with_the_callers_error_event(
     assert (row["status_code"], row["streaming"], row["destination_name"]) == (200, True, "bad")
     assert row["error_code"] == fault.code if fault.code else row["error_code"], (
         "the row records the stream's failure", row["error_code"], row["status_code"])
-    assert reasons(row) == [("bad", "ok")]
+    if fault.name == "provider-error-event":
+        assert row["error_code"] == PROVIDER_ERROR_CODES[env.bad.received[0].api], row["error_code"]
+        assert row["tokens_estimated"], "the usage the failed stream reported is partial"
+    assert reasons(row) == [("bad", fault.reason)]
+    assert row["routing_information"][0]["error"], row["routing_information"]
     assert env.gw.state.breakers.is_open(("bad", "bad-mf")), "the broken stream counted against the breaker"
     await env.healthy(True)
 

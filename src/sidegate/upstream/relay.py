@@ -222,6 +222,9 @@ async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse
             ctx.usage_complete = False  # reading stopped at the block: the usage seen so far is partial
         elif failure is None and reader.problem is not None:
             failure = _stream_failed(ctx, "upstream_invalid_response", "invalid_response", reader.problem)
+        elif failure is None and observer.failed is not None:  # its own error event, which the caller got
+            _stream_failed(ctx, observer.failed, "stream_error", f"its own error event ({observer.failed})")
+            await send(outbound.finish())
         elif failure is None:
             destination_succeeded(ctx)
             await send(outbound.finish())
