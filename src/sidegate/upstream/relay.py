@@ -34,10 +34,22 @@ from sidegate.upstream.sse import Event, SSESplitter
 
 _UPSTREAM_READ_ERRORS = (TimeoutError, OSError)  # idle timeout; connection broken (UpstreamBroken)
 _STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+# Upstream headers that mean the same in every API format: kept on a translated answer (the SDKs
+# of each format wait as told before retrying). The upstream's rate-limit headers are its own format's.
+_CARRIED = frozenset({"retry-after", "retry-after-ms"})
 
 
 class ClientGone(Exception):
     """The caller closed its connection while we were writing to it."""
+
+
+def _translated_headers(reply: Reply) -> dict[str, str]:
+    """A translated whole answer's headers: JSON, and what `_CARRIED` keeps of the upstream's."""
+    headers = {"Content-Type": "application/json"}
+    for name, value in reply.headers:
+        if name.lower() in _CARRIED:
+            headers[name] = value
+    return headers
 
 
 def response_headers(ctx: RequestContext, reply: Reply, translated: dict[str, str] | None = None) -> dict[str, str]:
@@ -77,7 +89,7 @@ async def _relay_whole(ctx: RequestContext, reply: Reply) -> web.Response:
     if translation is not None:
         status, obj = translation.response(status, obj)
         changed = True
-        headers = {"Content-Type": "application/json"}
+        headers = _translated_headers(reply)
         if status >= 400 and ctx.error_code is None:
             ctx.error_code = "upstream_unreadable_answer"
     guardrails = ctx.guardrails
