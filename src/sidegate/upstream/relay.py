@@ -30,7 +30,7 @@ from sidegate.translate import StreamTranslator
 from sidegate.upstream.client import Reply
 from sidegate.upstream.forward import destination_failed, destination_succeeded, failure_words, relayed_as_stream
 from sidegate.upstream.live import SHUTTING_DOWN, ShuttingDown, shutting_down_error
-from sidegate.upstream.sse import Event, SSESplitter
+from sidegate.upstream.sse import Event, JsonArrayFraming, SSESplitter
 
 _UPSTREAM_READ_ERRORS = (TimeoutError, OSError)  # idle timeout; connection broken (UpstreamBroken)
 _STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
@@ -181,6 +181,10 @@ async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse
     outbound = _Outbound(translator, guard)
     observer = reader.observer
     headers = response_headers(ctx, reply, _STREAM_HEADERS if translation is not None else None)
+    array = JsonArrayFraming() if ctx.stream_array else None  # the caller's events, as one JSON array
+    if array is not None:
+        headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+        headers["Content-Type"] = "application/json"
     response = web.StreamResponse(status=reply.status, headers=headers)
     ctx.status = reply.status
     capture = ctx.capture
@@ -188,10 +192,12 @@ async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse
     async def send(blocks: list[bytes]) -> None:
         if blocks:
             data = blocks[0] if len(blocks) == 1 else b"".join(blocks)
-            await _write(response, data)
+            out = data if array is None else array.frame(data)
+            if out:
+                await _write(response, out)
             if capture is not None:
-                capture.append(data)
-            if ctx.first_byte_at is None:
+                capture.append(data)  # as events, which the inference log folds
+            if out and ctx.first_byte_at is None:
                 ctx.first_byte_at = time.perf_counter()
 
     ctx.request.app[STATE].live.streaming(reply)  # from here on, shutdown ends it with an error event
@@ -245,6 +251,8 @@ async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse
             ending = (translator.error(failure.status, failure_kind, failure.message) if translator is not None
                       else [stream_error(ctx.fmt.name, failure, ctx.request_id)])
             await send(outbound.fail(ending))
+        if array is not None:
+            await _write(response, array.close())
         await response.write_eof()
     except (ClientGone, ConnectionResetError):
         ctx.status = 499
