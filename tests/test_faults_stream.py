@@ -163,6 +163,33 @@ async def test_a_broken_stream_ends_with_the_callers_error_event(
 
 
 @pytest.mark.parametrize(("caller", "translated"), PAIRS, ids=PAIR_IDS)
+async def test_an_error_event_before_anything_reached_the_caller_falls_back(
+        fault_env, caller: Caller, translated: bool) -> None:  # noqa: F811
+    """A 200 stream whose first event is the destination's own error event (an overload reported
+    once the stream began): the caller has nothing yet, so the fallback answers; with none left
+    the caller's stream is that error in its format, and the row records it."""
+    env: FaultEnv = await fault_env(caller, translated)
+    first_error: Callable[[Request], list[Part]] = lambda r: [*sse([provider_error_event(r)]), END]  # noqa: E731
+    env.bad.script(first_error, first_error)
+    alone, helped = await asyncio.gather(env.call("m", True), env.call("mf", True))
+    code = PROVIDER_ERROR_CODES[env.bad.received[0].api]
+    assert alone.status == 200
+    ends_with_error_event(caller, alone.body)
+    row = await env.row(alone)
+    assert (row["error_code"], reasons(row)) == (code, [("bad", "stream_error")]), row
+    assert helped.status == 200
+    ends_cleanly(caller, helped.body)
+    assert b"Hello" in helped.body
+    row = await env.row(helped)
+    assert (row["error_code"], row["destination_name"]) == (None, "good"), row
+    assert reasons(row) == [("bad", "stream_error"), ("good", "ok")]
+    assert code in row["routing_information"][0]["error"], row["routing_information"]
+    breakers = env.gw.state.breakers
+    assert breakers.is_open(("bad", "bad-m")) and breakers.is_open(("bad", "bad-mf")), "both counted as failures"
+    await env.healthy(True)
+
+
+@pytest.mark.parametrize(("caller", "translated"), PAIRS, ids=PAIR_IDS)
 async def test_a_stream_without_usage_ends_well_with_estimated_tokens(
         fault_env, caller: Caller, translated: bool) -> None:  # noqa: F811
     env: FaultEnv = await fault_env(caller, translated)
