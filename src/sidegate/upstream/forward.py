@@ -10,9 +10,9 @@ error (a status that is not retried), retryable_status (429, 5xx; the last desti
 relayed), connect_timeout, first_byte_timeout (for an answer read whole: the whole answer),
 connection_error, invalid_response, stream_error (a stream whose first events hold the
 destination's own error event; the last destination's is relayed), circuit_open, no_translation,
-translation_error, estimated_locally; a failed attempt also says what happened in words (`error`), and so does the
-caller's error when no destination is left. A stream that breaks after the caller got its first
-bytes changes its attempt's reason afterwards (see `relay`).
+translation_error, estimated_locally; a failed attempt also says what happened in words
+(`error`), and so does the caller's error when no destination is left. A stream that breaks after
+the caller got its first bytes changes its attempt's reason afterwards (see `relay`).
 """
 
 from __future__ import annotations
