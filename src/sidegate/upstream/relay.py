@@ -59,8 +59,9 @@ def response_headers(ctx: RequestContext, reply: Reply, translated: dict[str, st
     if ctx.target is not None:  # which destination answered: provider and model
         headers["x-sidegate-destination"] = f"{ctx.target.provider.name}/{ctx.destination_model}"
     if ctx.reservation is not None and (limits := ctx.reservation.headers()):
-        # sidegate's x-ratelimit-* replace the upstream's of the same name, whatever their case
-        for name in [k for k in headers if k[:12].lower() == "x-ratelimit-" and k.lower() in limits]:
+        # sidegate's x-ratelimit-* (and anthropic-ratelimit-*) replace the upstream's of the same
+        # name, whatever their case
+        for name in [k for k in headers if k.lower() in limits]:
             del headers[name]
         headers.update(limits)
     return headers
