@@ -26,6 +26,7 @@ from tests.fakes.fault_env import (  # noqa: F401  (fixture)
     CHAT,
     PAIR_IDS,
     PAIRS,
+    RESPONSES,
     Caller,
     FaultEnv,
     ends_cleanly,
@@ -186,6 +187,30 @@ async def test_an_error_event_before_anything_reached_the_caller_falls_back(
     assert code in row["routing_information"][0]["error"], row["routing_information"]
     breakers = env.gw.state.breakers
     assert breakers.is_open(("bad", "bad-m")) and breakers.is_open(("bad", "bad-mf")), "both counted as failures"
+    await env.healthy(True)
+
+
+CHAT_DESTINATIONS = [(CHAT, False), (RESPONSES, True), (ANTHROPIC, True)]  # the destination speaks chat
+
+
+@pytest.mark.parametrize(("caller", "translated"), CHAT_DESTINATIONS, ids=["chat-native", "responses-translated",
+                                                                          "anthropic-translated"])
+async def test_a_chat_stream_without_done_is_whole_at_its_finish_reason(
+        fault_env, caller: Caller, translated: bool) -> None:  # noqa: F811
+    """Some OpenAI-compatible servers leave out `data: [DONE]`: the answer is whole at its
+    finish_reason (and usage chunk), so it is no failure (unlike `no-terminal` above)."""
+    env: FaultEnv = await fault_env(caller, translated)
+    env.bad.script(lambda r: [*sse(r.events()[:-1]), END])
+    answer = await env.call("m", True)
+    assert answer.status == 200 and env.bad.received[0].api == "chat"
+    if translated:
+        ends_cleanly(caller, answer.body)
+    else:  # passed through as the destination sent it
+        assert b"[DONE]" not in answer.body and b'"error"' not in answer.body, answer.body
+    assert b"the fake" in answer.body
+    row = await env.row(answer)
+    assert (row["error_code"], row["tokens_estimated"], reasons(row)) == (None, False, [("bad", "ok")]), row
+    assert not env.gw.state.breakers.is_open(("bad", "bad-m"))
     await env.healthy(True)
 
 
