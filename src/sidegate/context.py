@@ -54,6 +54,7 @@ class RequestContext:
     # set by parse
     url_model: str | None = None
     url_stream: bool = False
+    stream_array: bool = False  # the stream goes to the caller as one JSON array (Gemini without alt=sse)
     body_bytes: bytes = b""
     body: dict[str, Any] | None = None
     model: str | None = None

@@ -90,15 +90,16 @@ def error_response(ctx: RequestContext, err: GatewayError) -> web.Response:
 
 async def handle(
     request: web.Request, surface: Surface, url_model: str | None = None, url_stream: bool = False,
-    refusal: GatewayError | None = None,
+    refusal: GatewayError | None = None, stream_array: bool = False,
 ) -> web.StreamResponse:
     """Run one API call through the pipeline. `refusal` answers a request that routing already
-    knows it cannot serve (unknown path, wrong method) while still recording it."""
+    knows it cannot serve (unknown path, wrong method) while still recording it; `stream_array`:
+    a stream the URL asks for as one JSON array rather than server-sent events."""
     state: AppState = request.app[STATE]
     ctx = RequestContext(
         request=request, surface=surface, fmt=surface.fmt, policy=state.policy,
         request_id=new_request_id(), event_time=utc_now_iso(),
-        url_model=url_model, url_stream=url_stream,
+        url_model=url_model, url_stream=url_stream, stream_array=stream_array,
     )
     ctx.user_agent = request.headers.get("user-agent")
     ctx.client = client_of(ctx.user_agent)
