@@ -22,8 +22,8 @@ import aiohttp.web_protocol
 import orjson
 
 from sidegate import apis
-from sidegate.governance.detectors import Scanner, detectors_of
-from sidegate.governance.guardrails import Guardrails
+from sidegate.governance.guardrails.checks import Guardrails
+from sidegate.governance.guardrails.detectors import Scanner, detectors_of
 from sidegate.policy.compiled import PrincipalInfo
 from sidegate.policy.model import DetectorSet, PolicyModel
 from sidegate.upstream.mock_formats import Completion, chat_events

@@ -15,8 +15,8 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 
-from sidegate.governance.ratelimit import RateLimiter
-from sidegate.governance.ratelimit_store import open_store
+from sidegate.governance.ratelimit.limiter import RateLimiter
+from sidegate.governance.ratelimit.memory_store import open_store
 from sidegate.policy.compiled import PrincipalInfo
 from sidegate.policy.model import RateLimit
 

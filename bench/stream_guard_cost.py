@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sidegate import apis
-from sidegate.governance.guardrails import Guardrails
+from sidegate.governance.guardrails.checks import Guardrails
 from sidegate.ingress.registry import FORMATS
 from sidegate.policy.compiled import PrincipalInfo
 from sidegate.policy.model import PolicyModel

@@ -18,9 +18,9 @@ from google import genai
 from google.genai import types as gtypes
 
 from sidegate import apis
-from sidegate.governance.detectors import mask_text
-from sidegate.governance.guardrails import ActiveGuardrails, Guardrails
-from sidegate.governance.stream_guard import StreamGuard
+from sidegate.governance.guardrails.checks import ActiveGuardrails, Guardrails
+from sidegate.governance.guardrails.detectors import mask_text
+from sidegate.governance.guardrails.stream_guard import StreamGuard
 from sidegate.policy.compiled import PrincipalInfo
 from sidegate.policy.model import PolicyModel
 from sidegate.upstream.mock_formats import (

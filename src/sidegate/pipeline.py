@@ -21,7 +21,7 @@ from sidegate.auth.authenticate import authenticate
 from sidegate.auth.clients import client_of
 from sidegate.context import RequestContext, new_request_id, utc_now_iso
 from sidegate.errors import GatewayError
-from sidegate.governance.ratelimit import RateLimiter
+from sidegate.governance.ratelimit.limiter import RateLimiter
 from sidegate.governance.routing import resolve
 from sidegate.governance.tags import merge_tags, parse_tags
 from sidegate.governance.token_estimate import estimate_request_tokens

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from aiohttp import web
 
-from sidegate.governance.ratelimit import RateLimiter
+from sidegate.governance.ratelimit.limiter import RateLimiter
 from sidegate.telemetry.inference_log import InferenceLog, follow_policy
 from sidegate.telemetry.metrics import Metrics
 from sidegate.telemetry.store_url import redact_url

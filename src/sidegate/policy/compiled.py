@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 
 from sidegate.auth.credentials import digest
-from sidegate.governance.guardrails import Guardrails
+from sidegate.governance.guardrails.checks import Guardrails
 from sidegate.policy.model import Destination, ModelService, PolicyModel
 from sidegate.upstream.providers import ProviderRuntime
 

@@ -11,7 +11,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 if TYPE_CHECKING:
-    from sidegate.governance.ratelimit import RateLimiter
+    from sidegate.governance.ratelimit.limiter import RateLimiter
     from sidegate.state import AppState
 
 

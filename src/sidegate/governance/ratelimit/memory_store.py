@@ -281,7 +281,7 @@ class MemoryStore(Store):
 
 
 def _redis(url: str) -> Store:
-    from sidegate.governance.ratelimit_redis import RedisStore  # imported only when a policy uses it
+    from sidegate.governance.ratelimit.redis_store import RedisStore  # imported only when a policy uses it
 
     return RedisStore.from_url(url)
 

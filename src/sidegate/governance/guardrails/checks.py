@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sidegate.errors import GatewayError
-from sidegate.governance.detector_patterns import Detector
-from sidegate.governance.detectors import Finding, Scanner, detectors_of, mask_text
-from sidegate.governance.texts import Ref, input_texts, output_texts
+from sidegate.governance.guardrails.detectors import Finding, Scanner, detectors_of, mask_text
+from sidegate.governance.guardrails.patterns import Detector
+from sidegate.governance.guardrails.texts import Ref, input_texts, output_texts
 from sidegate.policy.model import Guardrail, PolicyModel
 
 if TYPE_CHECKING:
-    from sidegate.governance.stream_guard import StreamGuard
+    from sidegate.governance.guardrails.stream_guard import StreamGuard
     from sidegate.policy.compiled import PrincipalInfo
 
 _CACHE_LIMIT = 4096
@@ -216,7 +216,7 @@ class ActiveGuardrails:
 
     def stream(self, api: str, request_id: str = "") -> StreamGuard | None:
         """A guard for a streamed answer of that API format, or None when nothing scans output."""
-        from sidegate.governance.stream_guard import FORMATS, StreamGuard
+        from sidegate.governance.guardrails.stream_guard import FORMATS, StreamGuard
 
         if self.plan.output is None or api not in FORMATS:
             return None

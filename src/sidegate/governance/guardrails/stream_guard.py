@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from sidegate import apis
-from sidegate.governance.detectors import Finding, mask_text
-from sidegate.governance.guardrails import GuardrailBlocked
-from sidegate.governance.stream_text import TextChannel
+from sidegate.governance.guardrails.checks import GuardrailBlocked
+from sidegate.governance.guardrails.detectors import Finding, mask_text
+from sidegate.governance.guardrails.stream_text import TextChannel
 from sidegate.ingress.registry import stream_error
 from sidegate.upstream.sse import Event
 
 if TYPE_CHECKING:
-    from sidegate.governance.guardrails import ActiveGuardrails, _PhasePlan
+    from sidegate.governance.guardrails.checks import ActiveGuardrails, _PhasePlan
 
 Key = tuple[Any, ...]
 # A format's handler: the bytes to send for an event, or None to send it as it came.
