@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from sidegate.governance.ratelimit.limiter import RateLimiter
-from sidegate.governance.ratelimit.memory_store import open_store
+from sidegate.governance.ratelimit.stores import open_store
 from sidegate.policy.compiled import PrincipalInfo
 from sidegate.policy.model import RateLimit
 

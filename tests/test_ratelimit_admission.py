@@ -20,7 +20,7 @@ from tests.test_ratelimit import ALICE, BOB, Clock, make, refusal
 
 from sidegate.governance.ratelimit.headers import duration_text
 from sidegate.governance.ratelimit.limiter import RateLimited, RateLimiter, Reservation
-from sidegate.governance.ratelimit.memory_store import open_store
+from sidegate.governance.ratelimit.stores import open_store
 from sidegate.policy.compiled import PrincipalInfo
 from sidegate.policy.model import RateLimit
 

@@ -24,8 +24,8 @@ from tests.test_ratelimit import ALICE, BOB, CAROL, Clock, admitted, refusal
 
 from sidegate.errors import GatewayError
 from sidegate.governance.ratelimit.limiter import UNCHECKED, RateLimited, RateLimiter
-from sidegate.governance.ratelimit.memory_store import open_store
 from sidegate.governance.ratelimit.redis_store import RedisStore
+from sidegate.governance.ratelimit.stores import open_store
 from sidegate.policy.model import RateLimit
 
 pytest_plugins = ["tests.redis_service"]  # redis_url: a key prefix of the test's own on the real Redis

@@ -1,7 +1,7 @@
 """Rate limits on the request path: reserve before the upstream call, settle after it.
 
 `RateLimiter.from_policy` compiles the policy's rules (`rules`) and opens the store
-(`store`: memory:// or redis://). Per request, `reserve` finds the buckets that apply
+(`stores`: memory:// or redis://). Per request, `reserve` finds the buckets that apply
 (one cached dict lookup per principal and model service) and checks-and-charges them all in one
 store call: one request from each request bucket; from each token bucket the request's input
 estimate, which must fit, plus an expectation of its output bounded by what is left (the rule is in
@@ -32,8 +32,9 @@ import structlog
 
 from sidegate.errors import GatewayError
 from sidegate.governance.ratelimit.headers import NATIVE_HEADERS, NativeHeaders, add_headers
-from sidegate.governance.ratelimit.memory_store import WINDOW_S, Store, StoreUnavailable, Verdict, open_store
 from sidegate.governance.ratelimit.rules import Limit, Plan, Rule, compile_rules, escape, plan_for
+from sidegate.governance.ratelimit.store import WINDOW_S, Store, StoreUnavailable, Verdict
+from sidegate.governance.ratelimit.stores import open_store
 from sidegate.policy.compiled import PrincipalInfo
 from sidegate.policy.model import PolicyModel, RateLimit
 

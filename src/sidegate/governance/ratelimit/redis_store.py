@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from sidegate.governance.ratelimit.memory_store import WINDOW_S, Store, StoreUnavailable, Verdict
+from sidegate.governance.ratelimit.store import WINDOW_S, Store, StoreUnavailable, Verdict
 
 DEFAULT_PREFIX = "sidegate:rl:"
 _DEFAULTS = {"max_connections": 64, "timeout": 2.0, "socket_connect_timeout": 1.0, "socket_timeout": 1.0}
