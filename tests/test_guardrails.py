@@ -10,7 +10,8 @@ import orjson
 import pytest
 
 from sidegate import apis
-from sidegate.governance.guardrails.checks import GuardrailBlocked, Guardrails
+from sidegate.governance.guardrails.checks import Guardrails
+from sidegate.governance.guardrails.compiled import GuardrailBlocked
 from sidegate.governance.guardrails.texts import input_texts
 from sidegate.ingress.registry import FAMILIES
 from sidegate.policy.compiled import PrincipalInfo
