@@ -27,9 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sidegate import apis
+from sidegate.auth.principal import PrincipalInfo
 from sidegate.governance.guardrails.checks import Guardrails
 from sidegate.ingress.registry import FORMATS
-from sidegate.policy.compiled import PrincipalInfo
 from sidegate.policy.model import PolicyModel
 from sidegate.upstream import mock_formats
 from sidegate.upstream.mock_formats import Completion

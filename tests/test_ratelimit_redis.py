@@ -186,7 +186,7 @@ LOAD = textwrap.dedent("""
     import asyncio, json, sys, time
     from sidegate.governance.ratelimit.limiter import RateLimited, RateLimiter
     from sidegate.governance.ratelimit.redis_store import RedisStore
-    from sidegate.policy.compiled import PrincipalInfo
+    from sidegate.auth.principal import PrincipalInfo
     from sidegate.policy.model import RateLimit
 
     async def main(url, rules, attempts, tokens):

@@ -8,16 +8,14 @@ What each action does and what `match:` selects is told in `compiled`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from sidegate.auth.principal import PrincipalInfo
 from sidegate.governance.guardrails.compiled import CompiledGuardrail, Decisions, GuardrailBlocked, PhasePlan, Plan
 from sidegate.governance.guardrails.detectors import mask_text
 from sidegate.governance.guardrails.stream_guard import FORMATS, StreamGuard
 from sidegate.governance.guardrails.texts import Ref, input_texts, output_texts
 from sidegate.policy.model import PolicyModel
-
-if TYPE_CHECKING:
-    from sidegate.policy.compiled import PrincipalInfo
 
 _CACHE_LIMIT = 4096
 

@@ -19,15 +19,13 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from sidegate.auth.principal import PrincipalInfo
 from sidegate.errors import GatewayError
 from sidegate.governance.guardrails.detectors import Finding, Scanner, detectors_of
 from sidegate.governance.guardrails.patterns import Detector
 from sidegate.policy.model import Guardrail
-
-if TYPE_CHECKING:
-    from sidegate.policy.compiled import PrincipalInfo
 
 PHASES = ("input", "output")
 

@@ -30,12 +30,12 @@ from typing import Literal
 
 import structlog
 
+from sidegate.auth.principal import PrincipalInfo
 from sidegate.errors import GatewayError
 from sidegate.governance.ratelimit.headers import NATIVE_HEADERS, NativeHeaders, add_headers
 from sidegate.governance.ratelimit.rules import Limit, Plan, Rule, compile_rules, escape, plan_for
 from sidegate.governance.ratelimit.store import WINDOW_S, Store, StoreUnavailable, Verdict
 from sidegate.governance.ratelimit.stores import open_store
-from sidegate.policy.compiled import PrincipalInfo
 from sidegate.policy.model import PolicyModel, RateLimit
 
 log = structlog.get_logger("sidegate.ratelimit")
