@@ -64,13 +64,7 @@ class Guardrails:
 class ActiveGuardrails(Decisions):
     """The guardrails of one request, and what they found (`results`)."""
 
-    __slots__ = ("has_input", "has_output", "plan")
-
-    def __init__(self, plan: Plan) -> None:
-        super().__init__()
-        self.plan = plan
-        self.has_input = plan.input is not None
-        self.has_output = plan.output is not None
+    __slots__ = ()
 
     def _check(self, phase: PhasePlan | None, name: str, refs: list[Ref]) -> bool:
         if phase is None or not refs:

@@ -105,11 +105,15 @@ class Plan:
 
 
 class Decisions:
-    """What the guardrails of one request found (`results`), and what to do about each finding."""
+    """The guardrails of one request (`plan`), what they found (`results`) and what to do about each
+    finding; `checks.ActiveGuardrails` adds the checks of bodies and opens stream guards."""
 
-    __slots__ = ("_index", "results")
+    __slots__ = ("_index", "has_input", "has_output", "plan", "results")
 
-    def __init__(self) -> None:
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.has_input = plan.input is not None
+        self.has_output = plan.output is not None
         self.results: list[dict[str, Any]] = []
         self._index: dict[tuple[str, str, str], dict[str, Any]] = {}
 
