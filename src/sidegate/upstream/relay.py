@@ -23,7 +23,7 @@ from aiohttp import web
 
 from sidegate.context import RequestContext
 from sidegate.errors import GatewayError
-from sidegate.governance.stream_guard import StreamGuard
+from sidegate.governance.guardrails.stream_guard import StreamGuard
 from sidegate.ingress.registry import FAMILIES, FORMATS, stream_error
 from sidegate.translate import StreamTranslator
 from sidegate.upstream.breaker import Breakers
