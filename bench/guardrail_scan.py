@@ -22,9 +22,9 @@ import aiohttp.web_protocol
 import orjson
 
 from sidegate import apis
-from sidegate.governance.detectors import Scanner, detectors_of
-from sidegate.governance.guardrails import Guardrails
-from sidegate.policy.compiled import PrincipalInfo
+from sidegate.auth.principal import PrincipalInfo
+from sidegate.governance.guardrails.checks import Guardrails
+from sidegate.governance.guardrails.detectors import Scanner, detectors_of
 from sidegate.policy.model import DetectorSet, PolicyModel
 from sidegate.upstream.mock.render import Completion, chat_events
 from sidegate.upstream.sse import SSESplitter

@@ -15,9 +15,9 @@ from typing import Any
 
 from aiohttp.test_utils import make_mocked_request
 
+from sidegate.auth.principal import PrincipalInfo
 from sidegate.context import RequestContext
 from sidegate.ingress.registry import SURFACES
-from sidegate.policy.compiled import PrincipalInfo
 from sidegate.telemetry.metrics.app_metrics import Metrics
 from sidegate.telemetry.usage.row import UsageRow
 

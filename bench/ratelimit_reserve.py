@@ -15,9 +15,9 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 
-from sidegate.governance.ratelimit import RateLimiter
-from sidegate.governance.ratelimit_store import open_store
-from sidegate.policy.compiled import PrincipalInfo
+from sidegate.auth.principal import PrincipalInfo
+from sidegate.governance.ratelimit.limiter import RateLimiter
+from sidegate.governance.ratelimit.stores import open_store
 from sidegate.policy.model import RateLimit
 
 BIG = 10**9

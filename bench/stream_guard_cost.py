@@ -27,9 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sidegate import apis
-from sidegate.governance.guardrails import Guardrails
+from sidegate.auth.principal import PrincipalInfo
+from sidegate.governance.guardrails.checks import Guardrails
 from sidegate.ingress.registry import FORMATS
-from sidegate.policy.compiled import PrincipalInfo
 from sidegate.policy.model import PolicyModel
 from sidegate.upstream.mock import render as mock_render
 from sidegate.upstream.mock.render import Completion

@@ -72,8 +72,10 @@ async def gemini_handler(request: web.Request) -> web.StreamResponse:
     if entry is None or not model:
         return await unknown_handler(request)
     surface, stream = entry
+    # Gemini streams server-sent events only when asked (`alt=sse`), else one JSON array
     return await pipeline.handle(request, surface, url_model=model, url_stream=stream,
-                                 refusal=_method_ok(request, surface))
+                                 refusal=_method_ok(request, surface),
+                                 stream_array=stream and request.query.get("alt") != "sse")
 
 
 async def unknown_handler(request: web.Request) -> web.StreamResponse:

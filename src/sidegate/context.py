@@ -13,10 +13,11 @@ from sidegate.ingress.base import ApiFormat, TokenUsage
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from sidegate.governance.guardrails import ActiveGuardrails
-    from sidegate.governance.ratelimit import RateLimiter, Reservation
+    from sidegate.auth.principal import PrincipalInfo
+    from sidegate.governance.guardrails.checks import ActiveGuardrails
+    from sidegate.governance.ratelimit.limiter import RateLimiter, Reservation
     from sidegate.ingress.registry import Surface
-    from sidegate.policy.compiled import CompiledPolicy, PrincipalInfo, Service, Target
+    from sidegate.policy.compiled import CompiledPolicy, Service, Target
     from sidegate.translate import Translation
     from sidegate.upstream.sse import StreamReader
 
@@ -54,6 +55,7 @@ class RequestContext:
     # set by parse
     url_model: str | None = None
     url_stream: bool = False
+    stream_array: bool = False  # the stream goes to the caller as one JSON array (Gemini without alt=sse)
     body_bytes: bytes = b""
     body: dict[str, Any] | None = None
     model: str | None = None

@@ -21,8 +21,7 @@ from sidegate.auth.authenticate import authenticate
 from sidegate.auth.clients import client_of
 from sidegate.context import RequestContext, new_request_id, utc_now_iso
 from sidegate.errors import GatewayError
-from sidegate.governance.ratelimit import RateLimiter
-from sidegate.governance.routing import resolve
+from sidegate.governance.ratelimit.limiter import RateLimiter
 from sidegate.governance.tags import merge_tags, parse_tags
 from sidegate.governance.token_estimate import estimate_request_tokens
 from sidegate.ingress.parse import parse
@@ -34,6 +33,21 @@ from sidegate.upstream.live import shutting_down_error
 from sidegate.upstream.relay import relay
 
 log = structlog.get_logger("sidegate.pipeline")
+
+
+def resolve(ctx: RequestContext) -> None:
+    """Which model service the request names, and whether its caller may use it (404 otherwise)."""
+    policy, principal, asked = ctx.policy, ctx.principal, ctx.model or ""
+    assert principal is not None
+    service = policy.resolve(asked)
+    if service is None or not service.allows(principal):
+        visible = policy.visible_models(principal)
+        listing = ", ".join(visible[:50]) + (" …" if len(visible) > 50 else "") if visible else "none"
+        # A service the caller may not use is reported exactly like one that does not exist.
+        raise GatewayError(404, "model_not_found",
+                           f"model service {asked!r} does not exist; model services you may use: {listing}",
+                           param="model")
+    ctx.service = service
 
 
 def apply_tags(ctx: RequestContext) -> None:
@@ -90,15 +104,16 @@ def error_response(ctx: RequestContext, err: GatewayError) -> web.Response:
 
 async def handle(
     request: web.Request, surface: Surface, url_model: str | None = None, url_stream: bool = False,
-    refusal: GatewayError | None = None,
+    refusal: GatewayError | None = None, stream_array: bool = False,
 ) -> web.StreamResponse:
     """Run one API call through the pipeline. `refusal` answers a request that routing already
-    knows it cannot serve (unknown path, wrong method) while still recording it."""
+    knows it cannot serve (unknown path, wrong method) while still recording it; `stream_array`:
+    a stream the URL asks for as one JSON array rather than server-sent events."""
     state: AppState = request.app[STATE]
     ctx = RequestContext(
         request=request, surface=surface, fmt=surface.fmt, policy=state.policy,
         request_id=new_request_id(), event_time=utc_now_iso(),
-        url_model=url_model, url_stream=url_stream,
+        url_model=url_model, url_stream=url_stream, stream_array=stream_array,
     )
     ctx.user_agent = request.headers.get("user-agent")
     ctx.client = client_of(ctx.user_agent)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from aiohttp import web
 
-from sidegate.governance.ratelimit import RateLimiter
+from sidegate.governance.ratelimit.limiter import RateLimiter
 from sidegate.telemetry.inference.log import InferenceLog, follow_policy
 from sidegate.telemetry.metrics.app_metrics import Metrics
 from sidegate.telemetry.stores.registry import open_store

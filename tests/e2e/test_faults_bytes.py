@@ -174,19 +174,53 @@ async def test_a_100k_event_stream_relays_intact(fault_env) -> None:  # noqa: F8
     await env.healthy(True)
 
 
-async def test_a_gemini_stream_without_alt_sse_is_one_json_array(fault_env) -> None:  # noqa: F811
+ARRAY_PATH = "/gemini/v1beta/models/big:streamGenerateContent"
+
+
+def array_texts(elements: list[dict[str, Any]]) -> list[str]:
+    return [p["text"] for e in elements for c in e.get("candidates") or () for p in c["content"].get("parts") or ()
+            if p.get("text")]
+
+
+@pytest.mark.parametrize("translated", [False, True], ids=["native", "translated"])
+async def test_a_gemini_stream_without_alt_sse_is_one_json_array(fault_env, translated: bool) -> None:  # noqa: F811
     """`:streamGenerateContent` without `alt=sse` is, in the Gemini API, one JSON array streamed
     element by element (clients that did not ask for SSE parse that array), whatever sidegate
-    asks of the destination."""
-    env: FaultEnv = await fault_env(GEMINI, False)
-    answer = await env.call("big", True, path="/gemini/v1beta/models/big:streamGenerateContent")
+    asks of the destination (events: `alt=sse` of a Gemini one)."""
+    env: FaultEnv = await fault_env(GEMINI, translated)
+    answer = await env.call("big", True, path=ARRAY_PATH)
     assert answer.status == 200, answer.body
     assert answer.headers["Content-Type"].startswith("application/json"), dict(answer.headers)
-    assert answer.body[:1] == b"[", answer.body[:200]
-    texts = [c["candidates"][0]["content"]["parts"][0]["text"] for c in orjson.loads(answer.body)]
-    assert texts == ["Hello", " from", " the fake"]
+    assert answer.body[:1] == b"[" and answer.body.endswith(b"]"), answer.body[:200]
+    elements = orjson.loads(answer.body)
+    if translated:
+        assert "".join(array_texts(elements)) == "Hello from the fake"
+    else:
+        assert array_texts(elements) == ["Hello", " from", " the fake"]
+        assert "alt=sse" in env.bad.received[0].target and env.bad.received[0].stream
+    assert elements[-1]["candidates"][0]["finishReason"] == "STOP", elements[-1]
     row = await env.row(answer)
     assert (row["error_code"], row["tokens_estimated"], row["streaming"]) == (None, False, True), row
+    await env.healthy(True)
+
+
+@pytest.mark.parametrize("translated", [False, True], ids=["native", "translated"])
+async def test_a_broken_gemini_json_array_ends_with_an_error_element(fault_env, translated: bool) -> None:  # noqa: F811
+    """A destination stream cut half way ends the array as Gemini ends a broken one: an error
+    object as its last element, then `]`, so the body stays one JSON value and the client sees
+    the error; nothing of the stream after the cut."""
+    env: FaultEnv = await fault_env(GEMINI, translated)
+    env.bad.script(lambda r: [*sse(r.events()[:len(r.events()) // 2]), CLOSE])
+    answer = await env.call("big", True, path=ARRAY_PATH)
+    assert answer.status == 200 and answer.headers["Content-Type"].startswith("application/json")
+    *head, last = orjson.loads(answer.body)
+    assert array_texts(head) == ["Hello"], head
+    error = last["error"]
+    assert (error["code"], error["status"]) == (502, "UNAVAILABLE") and error["message"], last
+    if not translated:  # sidegate's own error object (a translated stream's error is the codec's)
+        assert error["details"][0]["reason"] == "upstream_stream_interrupted", last
+    row = await env.row(answer)
+    assert (row["status_code"], row["error_code"]) == (200, "upstream_stream_interrupted"), row
     await env.healthy(True)
 
 

@@ -107,7 +107,9 @@ async def test_the_process_stays_healthy_under_a_volley_of_faults(tmp_path: Path
             statuses: dict[str, set[int]] = {}
             for (name, _, _), (status, _) in zip(VOLLEY * 3, answers, strict=True):
                 statuses.setdefault(name, set()).add(status)
-            expected = {"reset": 502, "hang": 504, "not-http": 502, "slow": 504, "503": 503, "body-cut": 502}
+            # a stream silent after its head has sent the caller nothing yet: a timeout like "hang"
+            expected = {"reset": 502, "hang": 504, "not-http": 502, "slow": 504, "503": 503, "body-cut": 502,
+                        "stream-hang-at-head": 504}
             assert statuses == {n: {expected.get(n, 200)} for n, _, _ in VOLLEY}, statuses
             ids += [rid for _, rid in answers]
             for path in ("/healthz", "/metrics"):
@@ -128,6 +130,12 @@ async def test_the_process_stays_healthy_under_a_volley_of_faults(tmp_path: Path
         assert proc.wait(15) == 0, output()
         rows = read_rows(f"sqlite:///{db}", USAGE)
         assert sorted(r["request_id"] for r in rows) == sorted(ids), "exactly one usage row per request id"
+        seen = {rid: status for status, rid in answers}
+        for row in rows:  # each row says what its caller got; every fault of the volley is recorded as one
+            if row["request_id"] in seen:
+                assert row["status_code"] == seen[row["request_id"]] and row["error_code"], row
+            else:
+                assert (row["status_code"], row["error_code"]) == (200, None), row
     finally:
         if proc.poll() is None:
             proc.kill()

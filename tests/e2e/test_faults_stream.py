@@ -26,6 +26,7 @@ from tests.support.fakes.fault_env import (  # noqa: F401  (fixture)
     CHAT,
     PAIR_IDS,
     PAIRS,
+    RESPONSES,
     Caller,
     FaultEnv,
     ends_cleanly,
@@ -87,25 +88,49 @@ def provider_error_event(req: Request) -> bytes:
     return sse_data(body)
 
 
+def without_terminal(req: Request) -> list[bytes]:
+    """The stream with all its text but not the event that says it ended: a chat stream stops
+    before its finish_reason (a chat answer is whole at its finish_reason even without [DONE]), a
+    Gemini stream's last chunk loses its finishReason, other formats lose their last event."""
+    events = req.events()
+    if req.api == "chat":
+        return events[:next(i for i, e in enumerate(events) if b'"finish_reason":"' in e)]
+    if req.api == "generate":
+        last = orjson.loads(events[-1][len(b"data: "):])
+        del last["candidates"][0]["finishReason"]
+        return [*events[:-1], sse_data(last)]
+    return events[:-1]
+
+
+#: The code the usage row takes from each destination's own error event above (Responses:
+#: the `error` event's code; chat: the error's type when its code is null).
+PROVIDER_ERROR_CODES = {"chat": "server_error", "responses": "server_error", "messages": "overloaded_error",
+                        "generate": "UNAVAILABLE"}
+
+
 @dataclass(frozen=True)
 class StreamFault:
     name: str
     script: Callable[[Request], list[Part]]
     code: str | None  # the usage row's error_code; None: any code (the stream's own failure)
+    reason: str  # the attempt's routing reason once the stream broke
     broken: bytes | None = None  # bytes that must never reach the caller
 
 
 STREAM_FAULTS = [
-    StreamFault("cut", lambda r: [*sse(r.events()[:keep(r)]), CLOSE], "upstream_stream_interrupted"),
-    StreamFault("reset", lambda r: [*sse(r.events()[:keep(r)]), RESET], "upstream_stream_interrupted"),
-    StreamFault("hang", lambda r: [*sse(r.events()[:keep(r)]), HANG], "upstream_idle_timeout"),
+    StreamFault("cut", lambda r: [*sse(r.events()[:keep(r)]), CLOSE], "upstream_stream_interrupted",
+                "stream_interrupted"),
+    StreamFault("reset", lambda r: [*sse(r.events()[:keep(r)]), RESET], "upstream_stream_interrupted",
+                "stream_interrupted"),
+    StreamFault("hang", lambda r: [*sse(r.events()[:keep(r)]), HANG], "upstream_idle_timeout", "idle_timeout"),
     StreamFault("not-sse", lambda r: [*sse([*r.events()[:keep(r)], NOT_SSE, *r.events()[keep(r):]]), END],
-                None, b"Bad Gateway"),
+                "upstream_invalid_response", "invalid_response", b"Bad Gateway"),
     StreamFault("bad-json", lambda r: [*sse([*r.events()[:keep(r)], BAD_JSON, *r.events()[keep(r):]]), END],
-                None, b"lost"),
+                "upstream_invalid_response", "invalid_response", b"lost"),
     StreamFault("provider-error-event",
-                lambda r: [*sse([*r.events()[:keep(r)], provider_error_event(r)]), END], None),
-    StreamFault("no-terminal", lambda r: [*sse(r.events()[:-1]), END], None),
+                lambda r: [*sse([*r.events()[:keep(r)], provider_error_event(r)]), END], None, "stream_error"),
+    StreamFault("no-terminal", lambda r: [*sse(without_terminal(r)), END], "upstream_invalid_response",
+                "invalid_response"),
 ]
 FAULT_IDS = [f.name for f in STREAM_FAULTS]
 
@@ -129,8 +154,63 @@ async def test_a_broken_stream_ends_with_the_callers_error_event(
     assert (row["status_code"], row["streaming"], row["destination_name"]) == (200, True, "bad")
     assert row["error_code"] == fault.code if fault.code else row["error_code"], (
         "the row records the stream's failure", row["error_code"], row["status_code"])
-    assert reasons(row) == [("bad", "ok")]
+    if fault.name == "provider-error-event":
+        assert row["error_code"] == PROVIDER_ERROR_CODES[env.bad.received[0].api], row["error_code"]
+        assert row["tokens_estimated"], "the usage the failed stream reported is partial"
+    assert reasons(row) == [("bad", fault.reason)]
+    assert row["routing_information"][0]["error"], row["routing_information"]
     assert env.gw.state.breakers.is_open(("bad", "bad-mf")), "the broken stream counted against the breaker"
+    await env.healthy(True)
+
+
+@pytest.mark.parametrize(("caller", "translated"), PAIRS, ids=PAIR_IDS)
+async def test_an_error_event_before_anything_reached_the_caller_falls_back(
+        fault_env, caller: Caller, translated: bool) -> None:  # noqa: F811
+    """A 200 stream whose first event is the destination's own error event (an overload reported
+    once the stream began): the caller has nothing yet, so the fallback answers; with none left
+    the caller's stream is that error in its format, and the row records it."""
+    env: FaultEnv = await fault_env(caller, translated)
+    first_error: Callable[[Request], list[Part]] = lambda r: [*sse([provider_error_event(r)]), END]  # noqa: E731
+    env.bad.script(first_error, first_error)
+    alone, helped = await asyncio.gather(env.call("m", True), env.call("mf", True))
+    code = PROVIDER_ERROR_CODES[env.bad.received[0].api]
+    assert alone.status == 200
+    ends_with_error_event(caller, alone.body)
+    row = await env.row(alone)
+    assert (row["error_code"], reasons(row)) == (code, [("bad", "stream_error")]), row
+    assert helped.status == 200
+    ends_cleanly(caller, helped.body)
+    assert b"Hello" in helped.body
+    row = await env.row(helped)
+    assert (row["error_code"], row["destination_name"]) == (None, "good"), row
+    assert reasons(row) == [("bad", "stream_error"), ("good", "ok")]
+    assert code in row["routing_information"][0]["error"], row["routing_information"]
+    breakers = env.gw.state.breakers
+    assert breakers.is_open(("bad", "bad-m")) and breakers.is_open(("bad", "bad-mf")), "both counted as failures"
+    await env.healthy(True)
+
+
+CHAT_DESTINATIONS = [(CHAT, False), (RESPONSES, True), (ANTHROPIC, True)]  # the destination speaks chat
+
+
+@pytest.mark.parametrize(("caller", "translated"), CHAT_DESTINATIONS, ids=["chat-native", "responses-translated",
+                                                                          "anthropic-translated"])
+async def test_a_chat_stream_without_done_is_whole_at_its_finish_reason(
+        fault_env, caller: Caller, translated: bool) -> None:  # noqa: F811
+    """Some OpenAI-compatible servers leave out `data: [DONE]`: the answer is whole at its
+    finish_reason (and usage chunk), so it is no failure (unlike `no-terminal` above)."""
+    env: FaultEnv = await fault_env(caller, translated)
+    env.bad.script(lambda r: [*sse(r.events()[:-1]), END])
+    answer = await env.call("m", True)
+    assert answer.status == 200 and env.bad.received[0].api == "chat"
+    if translated:
+        ends_cleanly(caller, answer.body)
+    else:  # passed through as the destination sent it
+        assert b"[DONE]" not in answer.body and b'"error"' not in answer.body, answer.body
+    assert b"the fake" in answer.body
+    row = await env.row(answer)
+    assert (row["error_code"], row["tokens_estimated"], reasons(row)) == (None, False, [("bad", "ok")]), row
+    assert not env.gw.state.breakers.is_open(("bad", "bad-m"))
     await env.healthy(True)
 
 

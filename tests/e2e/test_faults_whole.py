@@ -4,8 +4,9 @@ first byte, 5xx and 429 answers, bodies that are not the destination's API. Each
 caller's status and error shape with no fallback left, the fallback being tried when there is one,
 the breaker counting the failure, one usage row per request id and the process healthy after.
 With no fallback left: a broken connection is 502 `upstream_unreachable`, no answer in time 504
-`upstream_timeout`, a 5xx or 429 is relayed (429 with its Retry-After), and an answer that is not
-the destination's API is 502 `upstream_invalid_response` (routing reason `invalid_response`)."""
+`upstream_timeout`, a 5xx or 429 is relayed (429 with its Retry-After; routing reason
+`retryable_status`, as when a fallback follows), and an answer that is not the destination's API
+is 502 `upstream_invalid_response` (routing reason `invalid_response`)."""
 
 from __future__ import annotations
 
@@ -105,7 +106,7 @@ async def check_no_fallback_left(env: FaultEnv, answer: Answer, fault: Fault, st
     if fault.outcome == "relayed":
         if fault.name != "html-502" or env.translated:  # relayed as it came when the caller speaks it
             assert_error_shape(env.caller, answer)
-        assert reasons(row) == [("bad", "error")]
+        assert reasons(row) == [("bad", "retryable_status")]
         assert row["error_code"], row
         if fault.status == 429:
             assert answer.headers.get("Retry-After") == RETRY_AFTER, dict(answer.headers)

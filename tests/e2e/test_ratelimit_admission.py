@@ -18,10 +18,10 @@ import pytest
 import pytest_asyncio
 from tests.unit.governance.test_ratelimit import ALICE, BOB, Clock, make, refusal
 
-from sidegate.governance.ratelimit import RateLimited, RateLimiter, Reservation
-from sidegate.governance.ratelimit_headers import duration_text
-from sidegate.governance.ratelimit_store import open_store
-from sidegate.policy.compiled import PrincipalInfo
+from sidegate.auth.principal import PrincipalInfo
+from sidegate.governance.ratelimit.headers import duration_text
+from sidegate.governance.ratelimit.limiter import RateLimited, RateLimiter, Reservation
+from sidegate.governance.ratelimit.stores import open_store
 from sidegate.policy.model import RateLimit
 
 pytest_plugins = ["tests.support.redis_service"]  # redis_url: a key prefix of the test's own on the real Redis

@@ -23,9 +23,9 @@ from tests.support.served import free_port
 from tests.unit.governance.test_ratelimit import ALICE, BOB, CAROL, Clock, admitted, refusal
 
 from sidegate.errors import GatewayError
-from sidegate.governance.ratelimit import UNCHECKED, RateLimited, RateLimiter
-from sidegate.governance.ratelimit_redis import RedisStore
-from sidegate.governance.ratelimit_store import open_store
+from sidegate.governance.ratelimit.limiter import UNCHECKED, RateLimited, RateLimiter
+from sidegate.governance.ratelimit.redis_store import RedisStore
+from sidegate.governance.ratelimit.stores import open_store
 from sidegate.policy.model import RateLimit
 
 pytest_plugins = ["tests.support.redis_service"]  # redis_url: a key prefix of the test's own on the real Redis
@@ -184,9 +184,9 @@ async def test_recovers_when_redis_comes_back(tmp_path: Path):
 
 LOAD = textwrap.dedent("""
     import asyncio, json, sys, time
-    from sidegate.governance.ratelimit import RateLimited, RateLimiter
-    from sidegate.governance.ratelimit_redis import RedisStore
-    from sidegate.policy.compiled import PrincipalInfo
+    from sidegate.governance.ratelimit.limiter import RateLimited, RateLimiter
+    from sidegate.governance.ratelimit.redis_store import RedisStore
+    from sidegate.auth.principal import PrincipalInfo
     from sidegate.policy.model import RateLimit
 
     async def main(url, rules, attempts, tokens):

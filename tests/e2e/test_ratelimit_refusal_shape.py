@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from tests.unit.governance.test_ratelimit import ALICE, make
 
 from sidegate.errors import GatewayError
-from sidegate.governance.ratelimit import Reservation
+from sidegate.governance.ratelimit.limiter import Reservation
 from sidegate.ingress.registry import FAMILIES
 
 

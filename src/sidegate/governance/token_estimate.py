@@ -3,7 +3,7 @@
 Two numbers: the input, the prompt's size (about four characters a token, `ingress.base.text_chars`;
 embeddings given as token ids count one each), and the output cap, the most the model may generate
 (the request's own cap when it sets one, else a default). A token limit admits a request while the
-input fits and reserves only an expectation of the output bounded by what is left (`ratelimit_store`);
+input fits and reserves only an expectation of the output bounded by what is left (`ratelimit.store`);
 both are settled with the real usage once the answer is known, so the estimate only has to be of
 the right order, never exact.
 """

@@ -84,8 +84,10 @@ class MessagesObserver(StreamObserver):
         elif kind == "message_delta":
             self.usage = messages_usage(obj.get("usage"), self.usage)
             self.finish_reason = (obj.get("delta") or {}).get("stop_reason") or self.finish_reason
-        elif kind == "message_stop" or kind == "error":
+        elif kind == "message_stop":
             self.ended = True
+        elif kind == "error":
+            self.failing(error_code(obj))
         return False
 
 

@@ -33,10 +33,12 @@ class StreamObserver:
     The same parse checks the stream: `broken` says what is wrong with an event whose data is not
     a JSON object (every streaming format sends objects; `[DONE]` and data-less events aside), and
     `ended` turns true at the format's terminal event (`closing` names it), or at an error event
-    the format's clients raise on. A stream that stops before it ended is cut short.
+    the format's clients raise on. A stream that stops before it ended is cut short. At such an
+    error event of the destination's own (`failing`), `failed` holds its code: the stream ended,
+    but as a failure of the destination.
     """
 
-    __slots__ = ("_usage", "broken", "ended", "finish_reason", "parsed", "strip_usage", "text_chars")
+    __slots__ = ("_usage", "broken", "ended", "failed", "finish_reason", "parsed", "strip_usage", "text_chars")
     closing: ClassVar[str] = "its terminal event"
 
     def __init__(self, strip_usage: bool = False) -> None:
@@ -47,6 +49,13 @@ class StreamObserver:
         self.parsed: dict[str, Any] | None = None
         self.broken: str | None = None
         self.ended = False
+        self.failed: str | None = None
+
+    def failing(self, code: str | None) -> None:
+        """The destination's own error event, `code` as its format names the error: the stream ends."""
+        self.ended = True
+        if self.failed is None:  # the first one says it (Responses sends `error`, then `response.failed`)
+            self.failed = code or "upstream_stream_error"
 
     def on_event(self, event: str | None, data: bytes) -> bool:
         self.parsed = None

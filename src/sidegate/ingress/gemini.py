@@ -90,7 +90,9 @@ class GenerateObserver(StreamObserver):
         if reason:
             self.finish_reason = reason
             self.ended = True
-        elif "error" in obj or (obj.get("promptFeedback") or {}).get("blockReason"):
+        elif "error" in obj:
+            self.failing(error_code(obj))
+        elif (obj.get("promptFeedback") or {}).get("blockReason"):
             self.ended = True
         meta = obj.get("usageMetadata")
         if isinstance(meta, dict):

@@ -77,7 +77,7 @@ class ChatObserver(StreamObserver):
 
     def on_json(self, event: str | None, obj: dict[str, Any]) -> bool:
         if "error" in obj:  # an error object mid-stream: the SDK raises it
-            self.ended = True
+            self.failing(error_code(obj))
             return False
         choices = obj.get("choices")
         if choices:
@@ -137,8 +137,11 @@ class ResponsesObserver(StreamObserver):
             self.usage = responses_usage(response.get("usage")) or self.usage
             self.finish_reason = response.get("status")
             self.ended = True
+            if kind == "response.failed":
+                self.failing(error_code(response))
         elif kind == "error":
-            self.ended = True
+            code = obj.get("code")
+            self.failing(str(code) if code else None)
         return False
 
 

@@ -14,19 +14,13 @@ from dataclasses import dataclass
 from itertools import accumulate
 
 from sidegate.auth.credentials import digest
-from sidegate.governance.guardrails import Guardrails
+from sidegate.auth.principal import PrincipalInfo
+from sidegate.governance.guardrails.checks import Guardrails
 from sidegate.policy.model import Destination, ModelService, PolicyModel
 from sidegate.upstream.providers import ProviderRuntime
 
 _PATTERN_CHARS = re.compile(r"[*?\[]")
 _CACHE_LIMIT = 4096
-
-
-@dataclass(frozen=True, slots=True)
-class PrincipalInfo:
-    name: str
-    type: str
-    groups: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)

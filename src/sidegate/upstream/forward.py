@@ -8,10 +8,11 @@ stream, the first events are read and checked here. A destination whose circuit 
 skipped. Every attempt, skipped ones included, is noted for the usage row with its reason: ok,
 error (a status that is not retried), retryable_status (429, 5xx; the last destination's answer is
 relayed), connect_timeout, first_byte_timeout (for an answer read whole: the whole answer),
-connection_error, invalid_response, circuit_open, no_translation, translation_error,
-estimated_locally; a failed attempt also says what happened in words (`error`), and so does the
-caller's error when no destination is left. A stream that breaks after the caller got its first
-bytes changes its attempt's reason afterwards (see `relay`).
+connection_error, invalid_response, stream_error (a stream whose first events hold the
+destination's own error event; the last destination's is relayed), circuit_open, no_translation,
+translation_error, estimated_locally; a failed attempt also says what happened in words
+(`error`), and so does the caller's error when no destination is left. A stream that breaks after
+the caller got its first bytes changes its attempt's reason afterwards (see `relay`).
 """
 
 from __future__ import annotations
@@ -266,7 +267,7 @@ def _all_failed(ctx: RequestContext, failure: GatewayError) -> GatewayError:
 
 
 _UPSTREAM_FAILURES = frozenset({"upstream_timeout", "upstream_unreachable", "upstream_invalid_response",
-                                "destinations_unavailable"})
+                                "upstream_stream_error", "destinations_unavailable"})
 
 
 async def forward(ctx: RequestContext, services: UpstreamServices) -> client.Reply:
@@ -327,6 +328,13 @@ async def forward(ctx: RequestContext, services: UpstreamServices) -> client.Rep
             continue
         finally:
             ctx.upstream_s += time.perf_counter() - began
+        reader = ctx.stream_reader if relayed_as_stream(ctx, reply) else None
+        if not last and reader is not None and (code := reader.observer.failed) is not None:
+            reply.close()  # its own error event came first, before anything reached the caller: fall back
+            breakers.destination_failed(ctx)
+            _note(tracing, ctx, target, model, began, reply.status, "stream_error", f"its own error event ({code})")
+            failure = GatewayError(502, "upstream_stream_error", "")
+            continue
         if reply.status in RETRYABLE_STATUS:
             breakers.destination_failed(ctx)
             if not last:
@@ -335,7 +343,7 @@ async def forward(ctx: RequestContext, services: UpstreamServices) -> client.Rep
                 continue
             _note(tracing, ctx, target, model, began, reply.status, "retryable_status", relayed=True)
         else:
-            if not local and not relayed_as_stream(ctx, reply):  # a stream succeeds when it ends well (relay)
+            if not local and reader is None:  # a stream succeeds when it ends well (relay)
                 breakers.destination_succeeded(ctx)
             _note(tracing, ctx, target, model, began, reply.status,
                   "estimated_locally" if local else "ok" if reply.status < 400 else "error")

@@ -23,7 +23,7 @@ from aiohttp import web
 
 from sidegate.context import RequestContext
 from sidegate.errors import GatewayError
-from sidegate.governance.stream_guard import StreamGuard
+from sidegate.governance.guardrails.stream_guard import StreamGuard
 from sidegate.ingress.registry import FAMILIES, FORMATS, stream_error
 from sidegate.translate import StreamTranslator
 from sidegate.upstream.breaker import Breakers
@@ -31,14 +31,26 @@ from sidegate.upstream.client import Reply
 from sidegate.upstream.forward import failure_words, relayed_as_stream
 from sidegate.upstream.live import SHUTTING_DOWN, ShuttingDown, shutting_down_error
 from sidegate.upstream.services import UpstreamServices
-from sidegate.upstream.sse import Event, SSESplitter
+from sidegate.upstream.sse import Event, JsonArrayFraming, SSESplitter
 
 _UPSTREAM_READ_ERRORS = (TimeoutError, OSError)  # idle timeout; connection broken (UpstreamBroken)
 _STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+# Upstream headers that mean the same in every API format: kept on a translated answer (the SDKs
+# of each format wait as told before retrying). The upstream's rate-limit headers are its own format's.
+_CARRIED = frozenset({"retry-after", "retry-after-ms"})
 
 
 class ClientGone(Exception):
     """The caller closed its connection while we were writing to it."""
+
+
+def _translated_headers(reply: Reply) -> dict[str, str]:
+    """A translated whole answer's headers: JSON, and what `_CARRIED` keeps of the upstream's."""
+    headers = {"Content-Type": "application/json"}
+    for name, value in reply.headers:
+        if name.lower() in _CARRIED:
+            headers[name] = value
+    return headers
 
 
 def response_headers(ctx: RequestContext, reply: Reply, translated: dict[str, str] | None = None) -> dict[str, str]:
@@ -48,7 +60,8 @@ def response_headers(ctx: RequestContext, reply: Reply, translated: dict[str, st
     if ctx.target is not None:  # which destination answered: provider and model
         headers["x-sidegate-destination"] = f"{ctx.target.provider.name}/{ctx.destination_model}"
     if ctx.reservation is not None and (limits := ctx.reservation.headers()):
-        # sidegate's rate-limit headers replace the upstream's of the same name, whatever their case
+        # sidegate's x-ratelimit-* (and anthropic-ratelimit-*) replace the upstream's of the same
+        # name, whatever their case
         for name in [k for k in headers if k.lower() in limits]:
             del headers[name]
         headers.update(limits)
@@ -78,7 +91,7 @@ async def _relay_whole(ctx: RequestContext, reply: Reply) -> web.Response:
     if translation is not None:
         status, obj = translation.response(status, obj)
         changed = True
-        headers = {"Content-Type": "application/json"}
+        headers = _translated_headers(reply)
         if status >= 400 and ctx.error_code is None:
             ctx.error_code = "upstream_unreadable_answer"
     guardrails = ctx.guardrails
@@ -170,6 +183,10 @@ async def _relay_stream(ctx: RequestContext, reply: Reply, services: UpstreamSer
     outbound = _Outbound(translator, guard)
     observer = reader.observer
     headers = response_headers(ctx, reply, _STREAM_HEADERS if translation is not None else None)
+    array = JsonArrayFraming() if ctx.stream_array else None  # the caller's events, as one JSON array
+    if array is not None:
+        headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+        headers["Content-Type"] = "application/json"
     response = web.StreamResponse(status=reply.status, headers=headers)
     ctx.status = reply.status
     capture = ctx.capture
@@ -177,10 +194,12 @@ async def _relay_stream(ctx: RequestContext, reply: Reply, services: UpstreamSer
     async def send(blocks: list[bytes]) -> None:
         if blocks:
             data = blocks[0] if len(blocks) == 1 else b"".join(blocks)
-            await _write(response, data)
+            out = data if array is None else array.frame(data)
+            if out:
+                await _write(response, out)
             if capture is not None:
-                capture.append(data)
-            if ctx.first_byte_at is None:
+                capture.append(data)  # as events, which the inference log folds
+            if out and ctx.first_byte_at is None:
                 ctx.first_byte_at = time.perf_counter()
 
     breakers = services.breakers
@@ -228,6 +247,9 @@ async def _relay_stream(ctx: RequestContext, reply: Reply, services: UpstreamSer
             _stream_failed(ctx, breakers, translator.failure.code, "invalid_response", translator.failure.message)
         elif failure is None and reader.problem is not None:
             failure = _stream_failed(ctx, breakers, "upstream_invalid_response", "invalid_response", reader.problem)
+        elif failure is None and observer.failed is not None:  # its own error event, which the caller got
+            _stream_failed(ctx, breakers, observer.failed, "stream_error", f"its own error event ({observer.failed})")
+            await send(outbound.finish())
         elif failure is None:
             breakers.destination_succeeded(ctx)
             await send(outbound.finish())
@@ -236,6 +258,8 @@ async def _relay_stream(ctx: RequestContext, reply: Reply, services: UpstreamSer
             ending = (translator.error(failure.status, failure_kind, failure.message) if translator is not None
                       else [stream_error(ctx.fmt.name, failure, ctx.request_id)])
             await send(outbound.fail(ending))
+        if array is not None:
+            await _write(response, array.close())
         await response.write_eof()
     except (ClientGone, ConnectionResetError):
         ctx.status = 499

@@ -91,6 +91,31 @@ class SSESplitter:
         return rest
 
 
+class JsonArrayFraming:
+    """A stream's events re-framed as one JSON array sent element by element as they come (how
+    Gemini streams when SSE was not asked for): each event's `data` is an element, `[` before the
+    first, `,` before every other; `close` ends the array (an empty one when no element came)."""
+
+    __slots__ = ("_begun", "_splitter")
+
+    def __init__(self) -> None:
+        self._splitter = SSESplitter()
+        self._begun = False
+
+    def frame(self, data: bytes) -> bytes:
+        """The array's bytes for these SSE bytes (complete events; b"" when they carry no data)."""
+        out = bytearray()
+        for ev in self._splitter.feed(data):
+            if ev.data:
+                out += b",\r\n" if self._begun else b"["
+                out += ev.data
+                self._begun = True
+        return bytes(out)
+
+    def close(self) -> bytes:
+        return b"]" if self._begun else b"[]"
+
+
 class StreamReader:
     """An upstream's event stream as the relay reads it: chunk by chunk, split into events, each
     seen by the usage observer of the format the destination speaks (one parse per event, which

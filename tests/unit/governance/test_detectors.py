@@ -12,8 +12,8 @@ import uuid
 import orjson
 import pytest
 
-from sidegate.governance.detector_patterns import luhn_ok
-from sidegate.governance.detectors import Scanner, detectors_of, mask_text
+from sidegate.governance.guardrails.detectors import Scanner, detectors_of, mask_text
+from sidegate.governance.guardrails.patterns import luhn_ok
 from sidegate.policy.model import DetectorSet
 
 RNG = random.Random(20240611)

@@ -10,10 +10,11 @@ import orjson
 import pytest
 
 from sidegate import apis
-from sidegate.governance.guardrails import GuardrailBlocked, Guardrails
-from sidegate.governance.texts import input_texts
+from sidegate.auth.principal import PrincipalInfo
+from sidegate.governance.guardrails.checks import Guardrails
+from sidegate.governance.guardrails.compiled import GuardrailBlocked
+from sidegate.governance.guardrails.texts import input_texts
 from sidegate.ingress.registry import FAMILIES
-from sidegate.policy.compiled import PrincipalInfo
 from sidegate.policy.model import PolicyModel
 
 ALICE = PrincipalInfo("alice@example.com", "user", frozenset({"ml-platform"}))

@@ -12,11 +12,13 @@ import pytest
 from structlog.testing import capture_logs
 
 from sidegate import apis
+from sidegate.auth.principal import PrincipalInfo
 from sidegate.errors import GatewayError
-from sidegate.governance.ratelimit import UNCHECKED, RateLimited, RateLimiter
-from sidegate.governance.ratelimit_store import MemoryStore, StoreUnavailable, Verdict, open_store
+from sidegate.governance.ratelimit.limiter import UNCHECKED, RateLimited, RateLimiter
+from sidegate.governance.ratelimit.memory_store import MemoryStore
+from sidegate.governance.ratelimit.store import StoreUnavailable, Verdict
+from sidegate.governance.ratelimit.stores import open_store
 from sidegate.governance.token_estimate import DEFAULT_OUTPUT_TOKENS, estimate_request_tokens
-from sidegate.policy.compiled import PrincipalInfo
 from sidegate.policy.model import PolicyModel, RateLimit
 
 ALICE = PrincipalInfo("alice", "user", frozenset({"ml", "research"}))

@@ -8,10 +8,10 @@ import re
 
 import pytest
 
-from sidegate.governance.detector_patterns import Detector
-from sidegate.governance.detectors import detectors_of, lower
-from sidegate.governance.regex_partial import in_progress, reach_back
-from sidegate.governance.regex_prefix import any_of
+from sidegate.governance.guardrails.detectors import detectors_of, lower
+from sidegate.governance.guardrails.patterns import Detector
+from sidegate.governance.guardrails.regex.partial import in_progress, reach_back
+from sidegate.governance.guardrails.regex.prefix import any_of
 from sidegate.policy.model import DetectorSet
 
 SPACED = [d for d in detectors_of(DetectorSet(

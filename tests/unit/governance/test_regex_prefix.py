@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from sidegate.governance.detectors import Scanner, detectors_of, lower
-from sidegate.governance.regex_prefix import any_of, caseless, prefix
+from sidegate.governance.guardrails.detectors import Scanner, detectors_of, lower
+from sidegate.governance.guardrails.regex.prefix import any_of, caseless, prefix
 from sidegate.policy.model import DetectorSet
 
 ALL = DetectorSet(secrets=True, pii=["email", "phone", "credit_card", "us_ssn", "iban", "ip_address"],

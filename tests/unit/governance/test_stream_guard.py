@@ -13,10 +13,10 @@ import orjson
 import pytest
 
 from sidegate import apis
-from sidegate.governance.detectors import mask_text
-from sidegate.governance.guardrails import ActiveGuardrails, Guardrails
-from sidegate.governance.stream_guard import StreamGuard
-from sidegate.policy.compiled import PrincipalInfo
+from sidegate.auth.principal import PrincipalInfo
+from sidegate.governance.guardrails.checks import ActiveGuardrails, Guardrails
+from sidegate.governance.guardrails.detectors import mask_text
+from sidegate.governance.guardrails.stream_guard import StreamGuard
 from sidegate.policy.model import PolicyModel
 from sidegate.upstream.mock.render import (
     Completion,

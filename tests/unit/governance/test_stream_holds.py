@@ -17,10 +17,10 @@ import regex
 from tests.unit.governance.test_stream_guard import GHP, active
 
 from sidegate import apis
-from sidegate.governance.detector_patterns import Detector
-from sidegate.governance.detectors import detectors_of, mask_text
-from sidegate.governance.stream_guard import StreamGuard
-from sidegate.governance.stream_starts import lower
+from sidegate.governance.guardrails.detectors import detectors_of, mask_text
+from sidegate.governance.guardrails.patterns import Detector
+from sidegate.governance.guardrails.stream_guard import StreamGuard
+from sidegate.governance.guardrails.stream_starts import lower
 from sidegate.policy.model import DetectorSet
 
 GUARDRAILS: dict[str, dict[str, Any]] = {

@@ -10,7 +10,7 @@ captured them. Each is cut at `CONTENT_LIMIT` bytes.
 from __future__ import annotations
 
 from sidegate.context import RequestContext
-from sidegate.governance.texts import output_texts
+from sidegate.governance.guardrails.texts import output_texts
 
 CONTENT_LIMIT = 16 * 1024
 TRUNCATED = " …[truncated]"

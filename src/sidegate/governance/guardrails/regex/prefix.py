@@ -21,7 +21,7 @@ import re._parser as sre_parse
 from functools import lru_cache
 from typing import Any
 
-from sidegate.governance.regex_source import (
+from sidegate.governance.guardrails.regex.source import (
     CHECKS,
     GLOBAL_FLAGS,
     REPEATS,

@@ -1,114 +1,24 @@
-"""Where rate-limit buckets live: the store interface, the in-process `memory://` store, and the
-registry that opens a store from its URL (`redis://` is in `ratelimit_redis`).
+"""The `memory://` rate-limit store: buckets in this process (one sidegate replica).
 
-Every bucket is a sliding window over the last `WINDOW_S` seconds: what was admitted in that
-window and its running total. The memory store keeps a bucket's admissions in time slots of
-`SLOT_S` (entries of one slot are added up), so its memory is bounded by the window, not by the
-request rate: at most WINDOW_S / SLOT_S slots a bucket, each a number. An entry leaves the window
-with its slot, at most SLOT_S early (a 0.02% error at the window's edge). Each slot is added once
-and dropped once, so checking a bucket costs amortised O(1).
-
-Admission (the same in every store). A request costs a request bucket 1; a token bucket it costs
-`need`, the estimate of its input, and fits while total + need <= limit (a need larger than the
-whole limit is checked as the limit itself: it fits an empty bucket only, so one large prompt is
-not refused forever). The request's output cap is never checked against the limit: a token bucket
-that admits a request is charged its need plus an expectation of its output, the cap but at most
-half of the room left after the need, (limit - total - need) // 2 (none when there is no room), so
-that one call with a large `max_tokens` never holds the whole bucket while it runs and a few calls
-can run side by side.
-`settle` then replaces what was charged with the real count. A refused request waits until
-enough of the window's usage has left it for its need (and its request) to fit, in every bucket
-that refused it; nothing is charged.
-
-One `reserve` call checks a set of buckets and charges them all or none: the `mandatory` buckets
-must all fit, and of the `groups` of buckets that follow (alternatives: a principal in several
-limited groups) the first whose buckets all fit is charged; when there are groups and none fits,
-the request is refused, and waits for the group that frees first. `settle` corrects each token
-bucket from what it was charged to the real count: an overestimate is given back to the slot it
-was taken in (while that slot is still in the window), an underestimate is added at settle time
-(the bucket may go into debt: later requests wait).
+Admission and settlement are the store interface's (`store`, read its doc first). The memory store
+keeps a bucket's admissions in time slots of `SLOT_S` (entries of one slot are added up), so its
+memory is bounded by the window, not by the request rate: at most WINDOW_S / SLOT_S slots a bucket,
+each a number. An entry leaves the window with its slot, at most SLOT_S early (a 0.02% error at the
+window's edge). Each slot is added once and dropped once, so checking a bucket costs amortised O(1).
 """
 
 from __future__ import annotations
 
 import time
-from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
-from sidegate.health import Health
-from sidegate.telemetry.stores.url import redact_url
+from sidegate.governance.ratelimit.store import WINDOW_S, Store, Verdict
 
-WINDOW_S = 60.0
 SLOT_S = 0.01
 _SWEEP_EVERY_S = 60.0
 _TICK_S = 1e-6
-
-
-class StoreUnavailable(Exception):
-    """The store could not be reached or failed; the limiter applies `on_error`."""
-
-
-class Verdict(NamedTuple):
-    admitted: bool
-    # admitted: index of the group charged (-1: none); refused: -1
-    group: int
-    # admitted: limit minus usage after this reservation, for each bucket charged (the mandatory
-    # ones, then the chosen group's); refused: the same for the bucket that decided, before it
-    remaining: Sequence[int]
-    # refused: seconds until the request would fit in every bucket; admitted: 0
-    wait_s: float
-    # refused: index into `keys` of the bucket that decided; admitted: -1
-    fired: int
-    # admitted: where the store filed the reservation, handed back to `settle` (memory: its slot)
-    stamp: int = 0
-    # admitted: what each charged bucket took (1 request, or need + expected output in tokens)
-    taken: Sequence[int] = ()
-    # seconds until each bucket of `remaining` is back to its full limit (its newest entry has left
-    # the window, usage as it is now); empty when admitted and every bucket took something (so each
-    # resets in a whole window)
-    reset_s: Sequence[float] = ()
-
-
-class Store(ABC):
-    """A place for buckets. Bucket keys are full strings built by the limiter (`key_prefix` + id)."""
-
-    url: str
-    key_prefix: str = ""
-    local = False  # True: buckets in this process, settled without I/O (`settle_local`)
-    _health: Health | None = None
-
-    @property
-    def health(self) -> Health:
-        """Whether the store answers (kept with the store, so a limiter that takes it over on a
-        reload knows an outage in progress); fed by the limiter and by `/readyz` probes."""
-        if self._health is None:
-            self._health = Health("rate limit store", redact_url(self.url))
-        return self._health
-
-    async def ping(self) -> None:
-        """Raise `StoreUnavailable` when the store cannot be reached (a store in this process always can)."""
-        return None
-
-    def settle_local(self, keys: Sequence[str], reserved: Sequence[int], actual: int, stamp: int) -> None:
-        raise NotImplementedError("only a local store settles synchronously")
-
-    @abstractmethod
-    async def reserve(self, rid: str, keys: Sequence[str], limits: Sequence[int], tokens: Sequence[bool],
-                      need: int, cap: int, n_mandatory: int, group_sizes: Sequence[int]) -> Verdict:
-        """Check and charge atomically (see the module doc): `tokens[i]` tells a token bucket from a
-        request bucket; `need` and `cap` are the request's input estimate and output cap. `rid` is
-        unique per reservation."""
-
-    @abstractmethod
-    async def settle(self, rid: str, keys: Sequence[str], reserved: Sequence[int], actual: int,
-                     stamp: int = 0) -> None:
-        """Correct the entries `rid` added to `keys` (token buckets) from what each took, `reserved`,
-        to `actual`; `stamp` is the admitting verdict's."""
-
-    async def close(self) -> None:
-        return None
 
 
 class _Bucket:
@@ -278,25 +188,3 @@ class MemoryStore(Store):
                 bucket.add(_slot(now), delta)
             else:
                 bucket.give_back(stamp, -delta)
-
-
-def _redis(url: str) -> Store:
-    from sidegate.governance.ratelimit_redis import RedisStore  # imported only when a policy uses it
-
-    return RedisStore.from_url(url)
-
-
-# URL scheme -> factory
-STORES: dict[str, Callable[[str], Store]] = {
-    "memory": MemoryStore.from_url,
-    "redis": _redis,
-    "rediss": _redis,
-}
-
-
-def open_store(url: str) -> Store:
-    scheme = url.partition("://")[0]
-    factory = STORES.get(scheme)
-    if factory is None:
-        raise ValueError(f"rate_limit_store.url: unknown scheme {scheme!r} (known: {', '.join(STORES)})")
-    return factory(url)

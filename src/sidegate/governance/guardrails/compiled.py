@@ -1,6 +1,6 @@
-"""Guardrails (DESIGN §4): the policy's `guardrails:` compiled once per policy load, the set that
-applies to a request, and the checks of request bodies, JSON answers and (through `stream_guard`)
-streamed answers.
+"""What guardrails are made of: one guardrail compiled from the policy, the guardrails of one phase
+with their scanners, and what one request's guardrails found and decided (`Decisions`, which the
+checks of whole bodies in `checks` and of streams in `stream_guard` both record into).
 
 Actions: `block` refuses with HTTP 400 (`input_guardrail_triggered` / `output_guardrail_triggered`)
 naming the guardrail and the category, never the matched text; `mask` replaces each finding with its
@@ -19,19 +19,14 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from sidegate.auth.principal import PrincipalInfo
 from sidegate.errors import GatewayError
-from sidegate.governance.detector_patterns import Detector
-from sidegate.governance.detectors import Finding, Scanner, detectors_of, mask_text
-from sidegate.governance.texts import Ref, input_texts, output_texts
-from sidegate.policy.model import Guardrail, PolicyModel
+from sidegate.governance.guardrails.detectors import Finding, Scanner, detectors_of
+from sidegate.governance.guardrails.patterns import Detector
+from sidegate.policy.model import Guardrail
 
-if TYPE_CHECKING:
-    from sidegate.governance.stream_guard import StreamGuard
-    from sidegate.policy.compiled import PrincipalInfo
-
-_CACHE_LIMIT = 4096
 PHASES = ("input", "output")
 
 
@@ -80,7 +75,7 @@ class CompiledGuardrail:
         return all(k in tags and (v == "*" or tags[k] == v) for k, v in self.tags)
 
 
-class _PhasePlan:
+class PhasePlan:
     """The guardrails of one phase that apply to a kind of request, and their scanners."""
 
     __slots__ = ("_stream_scanner", "guardrails", "scanner")
@@ -97,63 +92,25 @@ class _PhasePlan:
         return self._stream_scanner
 
 
-class _Plan:
+class Plan:
+    """The guardrails that apply to a kind of request, by phase (None: none in that phase)."""
+
     __slots__ = ("input", "output")
 
     def __init__(self, applicable: Sequence[CompiledGuardrail]) -> None:
         ins = [g for g in applicable if "input" in g.phases]
         outs = [g for g in applicable if "output" in g.phases]
-        self.input = _PhasePlan(ins, streams=False) if ins else None
-        self.output = _PhasePlan(outs, streams=True) if outs else None
+        self.input = PhasePlan(ins, streams=False) if ins else None
+        self.output = PhasePlan(outs, streams=True) if outs else None
 
 
-class Guardrails:
-    """The compiled `guardrails:` of a policy."""
-
-    __slots__ = ("_by_subset", "_cache", "_tag_keys", "guardrails")
-
-    def __init__(self, guardrails: Sequence[CompiledGuardrail]) -> None:
-        self.guardrails = tuple(guardrails)
-        self._tag_keys = tuple(dict.fromkeys(k for g in self.guardrails for k, _ in g.tags))
-        self._cache: dict[tuple[Any, ...], _Plan | None] = {}
-        self._by_subset: dict[tuple[int, ...], _Plan] = {}
-        unconditional = tuple(i for i, g in enumerate(self.guardrails)
-                              if not (g.models or g.principals or g.groups or g.tags))
-        if unconditional:  # the set most requests get, compiled at load rather than on the first request
-            self._by_subset[unconditional] = _Plan([self.guardrails[i] for i in unconditional])
-
-    @classmethod
-    def from_policy(cls, model: PolicyModel) -> Guardrails | None:
-        """None when the policy has no guardrails: requests then pay nothing for them."""
-        if not model.guardrails:
-            return None
-        return cls([CompiledGuardrail.build(g) for g in model.guardrails])
-
-    def for_request(self, principal: PrincipalInfo, service: str,
-                    tags: Mapping[str, str]) -> ActiveGuardrails | None:
-        """The guardrails that apply to this request, or None when none does."""
-        key = (principal.name, principal.groups, service, *(tags.get(k) for k in self._tag_keys))
-        try:
-            plan = self._cache[key]
-        except KeyError:
-            subset = tuple(i for i, g in enumerate(self.guardrails) if g.applies(principal, service, tags))
-            plan = None
-            if subset:
-                plan = self._by_subset.get(subset)
-                if plan is None:
-                    plan = self._by_subset[subset] = _Plan([self.guardrails[i] for i in subset])
-            if len(self._cache) >= _CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[key] = plan
-        return ActiveGuardrails(plan) if plan is not None else None
-
-
-class ActiveGuardrails:
-    """The guardrails of one request, and what they found (`results`)."""
+class Decisions:
+    """The guardrails of one request (`plan`), what they found (`results`) and what to do about each
+    finding; `checks.ActiveGuardrails` adds the checks of bodies and opens stream guards."""
 
     __slots__ = ("_index", "has_input", "has_output", "plan", "results")
 
-    def __init__(self, plan: _Plan) -> None:
+    def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.has_input = plan.input is not None
         self.has_output = plan.output is not None
@@ -169,7 +126,7 @@ class ActiveGuardrails:
             self.results.append(entry)
         entry["count"] += count
 
-    def decide(self, phase: _PhasePlan, name: str, findings: Sequence[Finding]) -> tuple[list[Finding],
+    def decide(self, phase: PhasePlan, name: str, findings: Sequence[Finding]) -> tuple[list[Finding],
                                                                                         GuardrailBlocked | None]:
         """Record findings; the ones to mask and the first block, if any."""
         masked: list[Finding] = []
@@ -186,38 +143,3 @@ class ActiveGuardrails:
             if mask:
                 masked.append(f)
         return masked, blocked
-
-    def _check(self, phase: _PhasePlan | None, name: str, refs: list[Ref]) -> bool:
-        if phase is None or not refs:
-            return False
-        texts = [container[key] for container, key in refs]
-        changed = False
-        blocked: GuardrailBlocked | None = None
-        for (container, key), text, findings in zip(refs, texts, phase.scanner.scan_many(texts), strict=True):
-            if not findings:
-                continue
-            masked, block = self.decide(phase, name, findings)
-            blocked = blocked or block
-            if masked:
-                container[key] = mask_text(text, masked)
-                changed = True
-        if blocked is not None:
-            raise blocked
-        return changed
-
-    def check_input(self, api: str, body: dict[str, Any]) -> bool:
-        """Scan every text the model will read; mask in place. True when the body changed (the
-        caller serialises it again). Raises GuardrailBlocked."""
-        return self._check(self.plan.input, "input", input_texts(api, body)) if self.plan.input else False
-
-    def check_output(self, api: str, obj: dict[str, Any]) -> bool:
-        """The same for a JSON answer."""
-        return self._check(self.plan.output, "output", output_texts(api, obj)) if self.plan.output else False
-
-    def stream(self, api: str, request_id: str = "") -> StreamGuard | None:
-        """A guard for a streamed answer of that API format, or None when nothing scans output."""
-        from sidegate.governance.stream_guard import FORMATS, StreamGuard
-
-        if self.plan.output is None or api not in FORMATS:
-            return None
-        return StreamGuard(self, self.plan.output, api, request_id)

@@ -25,7 +25,7 @@ import fnmatch
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from sidegate.policy.compiled import PrincipalInfo
+from sidegate.auth.principal import PrincipalInfo
 from sidegate.policy.model import RateLimit
 
 REQUESTS, TOKENS = "requests", "tokens"

@@ -12,7 +12,7 @@ or X1 matches whole and the text reaches its end within X2 …, or every item ma
 ends there. Within a repeat it ends after some whole occurrences, within a group or an alternation
 within its content, within a lookahead inside what it looks for (before the whole of it is there:
 `(?!\\w)` after "acme" is undone by "acmes"). A lookbehind reads text that is there: it is checked.
-Each result starts with one character of the pattern, so that `regex_prefix.any_of` joins them into
+Each result starts with one character of the pattern, so that `prefix.any_of` joins them into
 one fast search: a lookbehind before that character is made right after it (one character further
 back), as is one on the character before the match written after a lead of k characters as
 `(?<![…][\\s\\S]{k})` (so "…UMPS" holds no "PS" for an IBAN); other leading checks are dropped,
@@ -30,8 +30,8 @@ import re._parser as sre_parse
 from functools import lru_cache
 from typing import Any
 
-from sidegate.governance.regex_prefix import both_cases
-from sidegate.governance.regex_source import (
+from sidegate.governance.guardrails.regex.prefix import both_cases
+from sidegate.governance.guardrails.regex.source import (
     CHECKS,
     GLOBAL_FLAGS,
     REPEATS,

@@ -7,10 +7,10 @@ finding before the cut:
 
 - a one-word detector (keys, tokens, e-mail and IP addresses) can only be in progress in the last
   whitespace-free run: that run is held from where one of its matches may still be in progress
-  (`regex_partial`: "jumps" may begin an e-mail address, "jumps," may not; under `phone` alone no
+  (`regex.partial`: "jumps" may begin an e-mail address, "jumps," may not; under `phone` alone no
   word without digits is held), within its longest match of the end;
 - a detector whose matches may hold spaces (card and phone numbers, IBANs, `password = "…"`, PEM
-  headers) is held from where one of its matches may still be in progress (`regex_partial`: after
+  headers) is held from where one of its matches may still be in progress (`regex.partial`: after
   "call 415 555", not after "step 1 of"), within its longest match of the end; policy regexes,
   which cannot be followed so, always hold their longest match;
 - a match found across the cut is held whole, for a match in progress may begin inside it.
@@ -33,7 +33,7 @@ import re
 from collections.abc import Callable
 from functools import lru_cache
 
-from sidegate.governance.detectors import LOOKAHEAD, Finding, Scanner
+from sidegate.governance.guardrails.detectors import LOOKAHEAD, Finding, Scanner
 
 _CONTEXT = 32  # released characters kept for the lookbehinds of the next scan
 _LAST_SPACE = re.compile(r".*[ \n\t\r]", re.S)  # up to the last whitespace: where the last word starts

@@ -17,7 +17,7 @@ character, so a look-alike never hides a finding that starts after it.
 
 Mask tokens: <SECRET> (every secret kind), <EMAIL_ADDRESS>, <PHONE_NUMBER>, <CREDIT_CARD>, <US_SSN>,
 <IBAN>, <IP_ADDRESS>, <KEYWORD> (policy keywords), <REGEX_MATCH> (policy regexes). Categories (what
-results record and block messages name) are the secret kinds of `detector_patterns.SECRETS`
+results record and block messages name) are the secret kinds of `patterns.SECRETS`
 (aws_access_key_id, github_token, private_key, jwt, …), the pii kinds as the policy spells them
 (email, phone, credit_card, us_ssn, iban, ip_address), `keyword` and `regex`.
 """
@@ -30,8 +30,8 @@ import re._parser as sre_parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sidegate.governance import stream_starts
-from sidegate.governance.detector_patterns import (
+from sidegate.governance.guardrails import stream_starts
+from sidegate.governance.guardrails.patterns import (
     KEYWORD_TOKEN,
     PII,
     PII_MORE,
@@ -40,8 +40,8 @@ from sidegate.governance.detector_patterns import (
     Detector,
     Validator,
 )
-from sidegate.governance.regex_prefix import any_of
-from sidegate.governance.stream_starts import lower
+from sidegate.governance.guardrails.regex.prefix import any_of
+from sidegate.governance.guardrails.stream_starts import lower
 from sidegate.policy.model import DetectorSet, PiiKind
 
 PII_KINDS: tuple[PiiKind, ...] = ("email", "phone", "credit_card", "us_ssn", "iban", "ip_address")

@@ -1,5 +1,5 @@
 """Parsed regular expressions (the standard library's own parse tree) written back as pattern
-source, for the patterns `regex_prefix` and `regex_partial` derive from the detectors'.
+source, for the patterns `prefix` and `partial` derive from the detectors'.
 
 Every character is written as an escape (`\\x41`), so the source is valid wherever it lands (in or
 out of a class); groups come back non-capturing. Items this does not know raise `Unsupported`:

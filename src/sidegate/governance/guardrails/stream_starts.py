@@ -2,11 +2,11 @@
 release most text without running the detectors' passes.
 
 - `anchors`: where a match of a detector whose matches may hold spaces may still be in progress at
-  the end of the text (`regex_partial`); text is held back from the first of them.
+  the end of the text (`regex.partial`); text is held back from the first of them.
 - `words`: the same for the detectors of one word, whose matches can only be in progress in the
   last word of the text.
 - `Starts.could_start`: whether any pass could find something starting in a stretch of text, from
-  the prefixes every match of each pass begins with (`regex_prefix`), and the pivots of the pivot
+  the prefixes every match of each pass begins with (`regex.prefix`), and the pivots of the pivot
   passes (a match starts at most `back` characters before its pivot).
 - `Starts.first`: where the first of any of these is, in one search of the text: most text to
   release has none, and needs no other look.
@@ -20,9 +20,9 @@ import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from sidegate.governance.detector_patterns import Detector
-from sidegate.governance.regex_partial import in_progress, reach_back
-from sidegate.governance.regex_prefix import any_of, caseless, head_char, prefix
+from sidegate.governance.guardrails.patterns import Detector
+from sidegate.governance.guardrails.regex.partial import in_progress, reach_back
+from sidegate.governance.guardrails.regex.prefix import any_of, caseless, head_char, prefix
 
 _MEMO_MAX = 40  # where a match may be in progress is remembered for rests of text up to this long
 _MEMO_SIZE = 4096
@@ -41,7 +41,7 @@ _ASCII_LOWER = {c: c + 32 for c in range(65, 91)}
 
 def anchors(detectors: Sequence[Detector]) -> list[str]:
     """Where a stream holds text back for the detectors whose matches may hold spaces: where one of
-    their matches may still be in progress, else (a pattern `regex_partial` cannot follow) where
+    their matches may still be in progress, else (a pattern `regex.partial` cannot follow) where
     their declared anchor occurs."""
     found: list[str] = []
     for d in dict.fromkeys(detectors):
@@ -51,7 +51,7 @@ def anchors(detectors: Sequence[Detector]) -> list[str]:
 
 
 def heads_of(d: Detector) -> tuple[str, ...] | None:
-    """The detector's in-progress patterns (`regex_partial`), None when it cannot be followed."""
+    """The detector's in-progress patterns (`regex.partial`), None when it cannot be followed."""
     return in_progress(d.lead + (d.stream_rest if d.stream_rest is not None else d.rest), d.lowered)
 
 

@@ -17,19 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from sidegate import apis
-from sidegate.governance.detectors import Finding, mask_text
-from sidegate.governance.guardrails import GuardrailBlocked
-from sidegate.governance.stream_text import TextChannel
+from sidegate.governance.guardrails.compiled import Decisions, GuardrailBlocked, PhasePlan
+from sidegate.governance.guardrails.detectors import Finding, mask_text
+from sidegate.governance.guardrails.stream_text import TextChannel
 from sidegate.ingress.registry import stream_error
 from sidegate.upstream.sse import Event
-
-if TYPE_CHECKING:
-    from sidegate.governance.guardrails import ActiveGuardrails, _PhasePlan
 
 Key = tuple[Any, ...]
 # A format's handler: the bytes to send for an event, or None to send it as it came.
@@ -67,7 +64,7 @@ class StreamGuard:
     __slots__ = ("_api", "_channels", "_decide", "_format", "_last_seq", "_scanner", "_seq_shift", "active",
                  "blocked", "error", "phase", "request_id")
 
-    def __init__(self, active: ActiveGuardrails, phase: _PhasePlan, api: str, request_id: str = "") -> None:
+    def __init__(self, active: Decisions, phase: PhasePlan, api: str, request_id: str = "") -> None:
         self.active = active
         self.phase = phase
         self.request_id = request_id

@@ -1,6 +1,6 @@
 """The `redis://` rate-limit store: buckets shared by every sidegate replica using the same Redis.
 
-Same semantics as the memory store (`ratelimit_store`, read its doc first: admission by the input
+Same semantics as the memory store (`store`, read its doc first: admission by the input
 estimate, an output expectation bounded by half the room left, waits from the buckets' contents),
 as two Lua scripts so that a reservation is one atomic round trip (EVALSHA) however many buckets it
 touches, and a settlement another. Time is Redis' own clock (`TIME`), so replicas with skewed
@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from sidegate.governance.ratelimit_store import WINDOW_S, Store, StoreUnavailable, Verdict
+from sidegate.governance.ratelimit.store import WINDOW_S, Store, StoreUnavailable, Verdict
 
 DEFAULT_PREFIX = "sidegate:rl:"
 _DEFAULTS = {"max_connections": 64, "timeout": 2.0, "socket_connect_timeout": 1.0, "socket_timeout": 1.0}

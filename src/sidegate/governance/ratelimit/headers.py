@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable
 
-from sidegate.governance.ratelimit_rules import Limit
+from sidegate.governance.ratelimit.rules import Limit
 
 
 @functools.lru_cache(maxsize=1024)

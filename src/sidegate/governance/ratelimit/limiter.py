@@ -1,11 +1,11 @@
 """Rate limits on the request path: reserve before the upstream call, settle after it.
 
-`RateLimiter.from_policy` compiles the policy's rules (`ratelimit_rules`) and opens the store
-(`ratelimit_store`: memory:// or redis://). Per request, `reserve` finds the buckets that apply
+`RateLimiter.from_policy` compiles the policy's rules (`rules`) and opens the store
+(`stores`: memory:// or redis://). Per request, `reserve` finds the buckets that apply
 (one cached dict lookup per principal and model service) and checks-and-charges them all in one
 store call: one request from each request bucket; from each token bucket the request's input
 estimate, which must fit, plus an expectation of its output bounded by what is left (the rule is in
-`ratelimit_store`). A refusal raises `RateLimited` (HTTP 429 with Retry-After, the time until the
+`store`). A refusal raises `RateLimited` (HTTP 429 with Retry-After, the time until the
 request would be admitted, and the rule that fired). `settle` replaces what was taken with the real
 count. Answers carry x-ratelimit-* headers (and the caller's provider's own, `NATIVE_HEADERS`).
 
@@ -30,11 +30,12 @@ from typing import Literal
 
 import structlog
 
+from sidegate.auth.principal import PrincipalInfo
 from sidegate.errors import GatewayError
-from sidegate.governance.ratelimit_headers import NATIVE_HEADERS, NativeHeaders, add_headers
-from sidegate.governance.ratelimit_rules import Limit, Plan, Rule, compile_rules, escape, plan_for
-from sidegate.governance.ratelimit_store import WINDOW_S, Store, StoreUnavailable, Verdict, open_store
-from sidegate.policy.compiled import PrincipalInfo
+from sidegate.governance.ratelimit.headers import NATIVE_HEADERS, NativeHeaders, add_headers
+from sidegate.governance.ratelimit.rules import Limit, Plan, Rule, compile_rules, escape, plan_for
+from sidegate.governance.ratelimit.store import WINDOW_S, Store, StoreUnavailable, Verdict
+from sidegate.governance.ratelimit.stores import open_store
 from sidegate.policy.model import PolicyModel, RateLimit
 
 log = structlog.get_logger("sidegate.ratelimit")
@@ -172,7 +173,7 @@ class RateLimiter:
                       family: str | None = None) -> Reservation:
         """Take one request from every request bucket that applies and, from every token bucket,
         `input_tokens` (the request's input estimate, which must fit) plus an expectation of its
-        output bounded by `output_cap` and by what is left (see `ratelimit_store`); or raise
+        output bounded by `output_cap` and by what is left (see `store`); or raise
         `RateLimited` (nothing taken). `family` (the caller's API family) adds its provider's own
         rate-limit headers. One store call; none when no rule applies."""
         plan = self.plan(principal, service, model)
