@@ -3,7 +3,7 @@
 prometheus_client's `generate_latest` formats every sample line label by label (about 10 µs a
 line); a histogram child repeats its label set on every bucket line, so the label part is built
 once per child here and the bucket lines reuse it. The output parses to the same samples as
-`generate_latest` on the same families (tests/test_metrics.py checks this).
+`generate_latest` on the same families (tests/unit/telemetry/test_metrics.py checks this).
 """
 
 from __future__ import annotations
