@@ -1,5 +1,4 @@
-"""The tree stays typed and lint-clean: ruff and mypy run as part of the suite; modules stay small and
-the layers import downwards."""
+"""The tree stays typed and lint-clean: ruff and mypy run as part of the suite; modules stay small."""
 
 from __future__ import annotations
 
