@@ -22,12 +22,12 @@ import aiohttp.web_protocol
 import orjson
 
 from sidegate import apis
+from sidegate.formats.sse import SSESplitter
 from sidegate.governance.detectors import Scanner, detectors_of
 from sidegate.governance.guardrails import Guardrails
 from sidegate.policy.compiled import PrincipalInfo
 from sidegate.policy.model import DetectorSet, PolicyModel
 from sidegate.upstream.mock_formats import Completion, chat_events
-from sidegate.upstream.sse import SSESplitter
 
 ALL = DetectorSet(secrets=True, pii=["email", "phone", "credit_card", "us_ssn", "iban", "ip_address"],
                   keywords=["project-x", "internal only"], regex=[r"(?i)confidential\s+draft"])

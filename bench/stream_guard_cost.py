@@ -27,13 +27,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sidegate import apis
+from sidegate.formats.sse import Event, SSESplitter
 from sidegate.governance.guardrails import Guardrails
 from sidegate.ingress.registry import FORMATS
 from sidegate.policy.compiled import PrincipalInfo
 from sidegate.policy.model import PolicyModel
 from sidegate.upstream import mock_formats
 from sidegate.upstream.mock_formats import Completion
-from sidegate.upstream.sse import Event, SSESplitter
 
 REPO = Path(__file__).resolve().parent.parent
 GUARDRAILS = [  # as in bench/policies/bench.yaml

@@ -34,7 +34,7 @@ from tests.test_stream_failures import (
     read_responses,
 )
 
-from sidegate.upstream.sse import SSESplitter
+from sidegate.formats.sse import SSESplitter
 
 GRACE_S = 2.5
 AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -18,6 +18,7 @@ from google import genai
 from google.genai import types as gtypes
 
 from sidegate import apis
+from sidegate.formats.sse import SSESplitter
 from sidegate.governance.detectors import mask_text
 from sidegate.governance.guardrails import ActiveGuardrails, Guardrails
 from sidegate.governance.stream_guard import StreamGuard
@@ -30,7 +31,6 @@ from sidegate.upstream.mock_formats import (
     gemini_events,
     responses_events,
 )
-from sidegate.upstream.sse import SSESplitter
 
 ALICE = PrincipalInfo("alice@example.com", "user", frozenset())
 PII_MASK = {"name": "pii", "phase": "output", "detect": {"pii": ["email", "phone", "credit_card"]}, "action": "mask"}

@@ -20,7 +20,7 @@ from tests.test_stream_failures import CALLERS, FIRST_TEXT_AT, Caller, start
 from tests.test_stream_guard import RENDER, active, completion, payloads, run, streamed_text
 
 from sidegate import apis
-from sidegate.upstream.sse import SSESplitter
+from sidegate.formats.sse import SSESplitter
 
 PIECES = ["Mail ", "bob@exam", "ple.org", " now."]
 PII = {"name": "pii", "phase": "output", "detect": {"pii": ["email", "phone"]}, "action": "mask"}

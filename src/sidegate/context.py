@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sidegate.ingress.base import ApiFormat, TokenUsage
+from sidegate.formats.base import ApiFormat, TokenUsage
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from sidegate.ingress.registry import Surface
     from sidegate.policy.compiled import CompiledPolicy, PrincipalInfo, Service, Target
     from sidegate.translate import Translation
-    from sidegate.upstream.sse import StreamReader
+    from sidegate.upstream.stream_reader import StreamReader
 
 
 def new_request_id() -> str:

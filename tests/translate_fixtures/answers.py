@@ -11,7 +11,7 @@ from typing import Any
 from tests.fakes import DEFAULT_TEXT, DEFAULT_TOOL_ARGS, anthropic_wire, gemini_wire, openai_wire, sse_data, sse_event
 
 from sidegate import apis
-from sidegate.ingress.base import TokenUsage
+from sidegate.formats.base import TokenUsage
 
 TOOLS_REQ = {"tools": [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]}
 

@@ -1,4 +1,11 @@
-"""Anthropic Messages wire format (messages, count_tokens) and the Anthropic error shape."""
+"""Anthropic Messages wire format (messages, count_tokens): usage, stream observer, stream fold.
+
+The fold: `message_start` gives the message; each `content_block_start` opens a block at its index
+and the block's deltas fill it in: text, thinking and signatures concatenate, citations append, a
+tool call's `input_json_delta` fragments join and are parsed into its `input` when the block stops
+(a stream cut inside a tool call keeps the fragment text as `input`). `message_delta` sets the stop
+reason and merges its usage into the message's. An `error` event is kept under `error`.
+"""
 
 from __future__ import annotations
 
@@ -7,44 +14,14 @@ from typing import Any
 import orjson
 
 from sidegate import apis
-from sidegate.errors import GatewayError
-from sidegate.ingress.base import ApiFormat, StreamObserver, TokenUsage, as_int
-
-_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    504: "timeout_error",
-    529: "overloaded_error",
-}
-
-
-def _error_object(err: GatewayError, request_id: str) -> dict[str, Any]:
-    kind = _TYPES.get(err.status) or ("api_error" if err.status >= 500 else "invalid_request_error")
-    return {"type": "error", "error": {"type": kind, "message": err.message, "code": err.code},
-            "request_id": request_id}
-
-
-def render_error(err: GatewayError, request_id: str) -> bytes:
-    return orjson.dumps(_error_object(err, request_id))
-
-
-def stream_error(err: GatewayError, request_id: str) -> bytes:
-    return b"event: error\ndata: " + render_error(err, request_id) + b"\n\n"
-
-
-def error_code(obj: dict[str, Any]) -> str | None:
-    error = obj.get("error")
-    if isinstance(error, dict) and error.get("type"):
-        return str(error["type"])
-    return None
+from sidegate.formats.base import ApiFormat, StreamObserver, TokenUsage, as_int
+from sidegate.formats.fold import append_text, as_index, merge_delta
 
 
 def messages_usage(usage: Any, into: TokenUsage | None = None) -> TokenUsage | None:
-    """Anthropic reports cache reads/writes apart from `input_tokens`; sidegate's input includes them."""
+    """Anthropic reports cache reads/writes apart from `input_tokens`; sidegate's input includes them.
+    Thinking tokens, when reported (`output_tokens_details.thinking_tokens`), are the reasoning count
+    (already part of `output_tokens`). A stream's later usage (`into`) updates the counts it names."""
     if not isinstance(usage, dict):
         return into
     out = into or TokenUsage()
@@ -61,6 +38,9 @@ def messages_usage(usage: Any, into: TokenUsage | None = None) -> TokenUsage | N
         out.input = max(out.input, out.cache_read + out.cache_creation)
     if usage.get("output_tokens") is not None:
         out.output = as_int(usage.get("output_tokens"))
+    details = usage.get("output_tokens_details")
+    if isinstance(details, dict):
+        out.reasoning = as_int(details.get("thinking_tokens"))
     return out
 
 
@@ -89,9 +69,82 @@ class MessagesObserver(StreamObserver):
         return False
 
 
+# delta type → (field of the delta, field of the block it extends)
+_TEXT_DELTAS = {
+    "text_delta": ("text", "text"),
+    "thinking_delta": ("thinking", "thinking"),
+    "signature_delta": ("signature", "signature"),
+}
+
+
+class AnthropicAggregator:
+    __slots__ = ("_blocks", "_error", "_json", "_message")
+
+    def __init__(self) -> None:
+        self._message: dict[str, Any] = {}
+        self._blocks: dict[int, dict[str, Any]] = {}
+        self._json: dict[int, str] = {}  # block index → tool input JSON text so far
+        self._error: Any = None
+
+    def add(self, event: str | None, obj: dict[str, Any]) -> None:
+        kind = obj.get("type") or event
+        index = as_index(obj.get("index"))
+        if kind == "content_block_delta" and isinstance(obj.get("delta"), dict):
+            self._delta(index, obj["delta"])
+        elif kind == "content_block_start" and isinstance(obj.get("content_block"), dict):
+            self._blocks[index] = obj["content_block"]
+        elif kind == "content_block_stop":
+            self._close(index)
+        elif kind == "message_start" and isinstance(obj.get("message"), dict):
+            self._message = obj["message"]
+        elif kind == "message_delta":
+            for key, value in (obj.get("delta") or {}).items():
+                self._message[key] = value
+            if isinstance(obj.get("usage"), dict):
+                usage = self._message.get("usage")
+                if not isinstance(usage, dict):
+                    usage = self._message["usage"] = {}
+                merge_delta(usage, {k: v for k, v in obj["usage"].items() if v is not None})
+        elif kind == "error":
+            self._error = obj.get("error", obj)
+
+    def _delta(self, index: int, delta: dict[str, Any]) -> None:
+        block = self._blocks.setdefault(index, {})
+        kind = delta.get("type")
+        fields = _TEXT_DELTAS.get(str(kind))
+        if fields is not None:
+            source, target = fields
+            append_text(block, target, str(delta.get(source) or ""))
+        elif kind == "input_json_delta":
+            append_text(self._json, index, str(delta.get("partial_json") or ""))
+        elif kind == "citations_delta":
+            block.setdefault("citations", []).append(delta.get("citation"))
+        else:  # a delta kind this version does not know: fold its fields in
+            merge_delta(block, {k: v for k, v in delta.items() if k != "type"})
+
+    def _close(self, index: int) -> None:
+        text = self._json.pop(index, None)
+        if not text:
+            return
+        block = self._blocks.setdefault(index, {})
+        try:
+            block["input"] = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            block["input"] = text
+
+    def result(self) -> dict[str, Any]:
+        for index in list(self._json):
+            self._close(index)
+        out = {**self._message, "content": [self._blocks[i] for i in sorted(self._blocks)]}
+        if self._error is not None:
+            out["error"] = self._error
+        return out
+
+
 class Messages(ApiFormat):
     name = apis.ANTHROPIC_MESSAGES
     family = "anthropic"
+    aggregator = AnthropicAggregator
 
     def usage_from_json(self, obj: dict[str, Any]) -> TokenUsage | None:
         return messages_usage(obj.get("usage"))

@@ -1,54 +1,23 @@
 """Gemini wire formats (generateContent, streamGenerateContent, countTokens, embedContent,
-batchEmbedContents) and the Google API error shape. The model is named in the URL, not the body."""
+batchEmbedContents): usage, stream observer, stream fold. The model is named in the URL, not the body.
+
+The fold of a `streamGenerateContent` stream into one GenerateContentResponse: each chunk is a
+whole GenerateContentResponse holding the next parts. Per candidate (by `index`), parts are
+appended in order, a text part joining the one before it when both are text of the same kind
+(thought or answer) so that the answer reads as one part, as a whole answer has it; function calls,
+inline data and other parts stay parts of their own. A thought signature on a joined text
+part is kept on the joined part. The last finish reason, safety ratings and grounding win, citation
+sources accumulate; the response's own fields (`usageMetadata`, `modelVersion`, `responseId`,
+`promptFeedback`) are those of the last chunk that had them. An error chunk is kept under `error`.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from sidegate import apis
-from sidegate.errors import GatewayError
-from sidegate.ingress.base import ApiFormat, StreamObserver, TokenUsage, as_int
-
-_STATUS = {
-    400: "INVALID_ARGUMENT",
-    401: "UNAUTHENTICATED",
-    403: "PERMISSION_DENIED",
-    404: "NOT_FOUND",
-    405: "INVALID_ARGUMENT",
-    409: "ABORTED",
-    413: "INVALID_ARGUMENT",
-    415: "INVALID_ARGUMENT",
-    429: "RESOURCE_EXHAUSTED",
-    499: "CANCELLED",
-    501: "UNIMPLEMENTED",
-    502: "UNAVAILABLE",
-    503: "UNAVAILABLE",
-    504: "DEADLINE_EXCEEDED",
-}
-
-
-def render_error(err: GatewayError, request_id: str) -> bytes:
-    status = _STATUS.get(err.status) or ("INTERNAL" if err.status >= 500 else "FAILED_PRECONDITION")
-    return orjson.dumps({"error": {
-        "code": err.status,
-        "message": err.message,
-        "status": status,
-        "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": err.code,
-                     "domain": "sidegate", "metadata": {"request_id": request_id}}],
-    }})
-
-
-def stream_error(err: GatewayError, request_id: str) -> bytes:
-    return b"data: " + render_error(err, request_id) + b"\n\n"
-
-
-def error_code(obj: dict[str, Any]) -> str | None:
-    error = obj.get("error")
-    if isinstance(error, dict) and error.get("status"):
-        return str(error["status"])
-    return None
+from sidegate.formats.base import ApiFormat, StreamObserver, TokenUsage, as_int
+from sidegate.formats.fold import append_text, as_index
 
 
 def gemini_usage(meta: Any) -> TokenUsage | None:
@@ -106,9 +75,79 @@ class GenerateObserver(StreamObserver):
         self._usage = value
 
 
+_TEXT_KEYS = frozenset({"text", "thought", "thoughtSignature"})
+
+
+def _joins(previous: dict[str, Any], part: dict[str, Any]) -> bool:
+    return (
+        isinstance(previous.get("text"), str)
+        and isinstance(part.get("text"), str)
+        and set(previous) <= _TEXT_KEYS
+        and set(part) <= _TEXT_KEYS
+        and bool(previous.get("thought")) == bool(part.get("thought"))
+    )
+
+
+class GeminiAggregator:
+    __slots__ = ("_candidates", "_error", "_top")
+
+    def __init__(self) -> None:
+        self._top: dict[str, Any] = {}
+        self._candidates: dict[int, dict[str, Any]] = {}
+        self._error: Any = None
+
+    def add(self, event: str | None, obj: dict[str, Any]) -> None:
+        if isinstance(obj.get("error"), dict):
+            self._error = obj["error"]
+            return
+        for key, value in obj.items():
+            if key != "candidates" and value is not None:
+                self._top[key] = value
+        for position, candidate in enumerate(obj.get("candidates") or ()):
+            if isinstance(candidate, dict):
+                index = as_index(candidate.get("index"), position)
+                self._candidate(index, candidate)
+
+    def _candidate(self, index: int, chunk: dict[str, Any]) -> None:
+        state = self._candidates.setdefault(index, {})
+        for key, value in chunk.items():
+            if key == "content" and isinstance(value, dict):
+                self._content(state, value)
+            elif key == "citationMetadata" and isinstance(value, dict):
+                sources = state.setdefault(key, {}).setdefault("citationSources", [])
+                sources.extend(value.get("citationSources") or [])
+            elif value is not None:
+                state[key] = value
+
+    @staticmethod
+    def _content(state: dict[str, Any], chunk: dict[str, Any]) -> None:
+        content = state.setdefault("content", {"parts": []})
+        if chunk.get("role"):
+            content["role"] = chunk["role"]
+        parts = content.setdefault("parts", [])
+        for part in chunk.get("parts") or ():
+            if not isinstance(part, dict):
+                continue
+            if parts and _joins(parts[-1], part):
+                last = parts[-1]
+                append_text(last, "text", part["text"])
+                if part.get("thoughtSignature"):
+                    last["thoughtSignature"] = part["thoughtSignature"]
+            else:
+                parts.append(part)
+
+    def result(self) -> dict[str, Any]:
+        candidates = [self._candidates[i] for i in sorted(self._candidates)]
+        out: dict[str, Any] = {"candidates": candidates, **self._top}
+        if self._error is not None:
+            out["error"] = self._error
+        return out
+
+
 class Generate(ApiFormat):
     name = apis.GEMINI_GENERATE
     family = "gemini"
+    aggregator = GeminiAggregator
     model_in_url = True
 
     def usage_from_json(self, obj: dict[str, Any]) -> TokenUsage | None:
@@ -119,6 +158,11 @@ class Generate(ApiFormat):
 
     def observer(self, strip_usage: bool = False) -> StreamObserver:
         return GenerateObserver(strip_usage)
+
+
+def embed_usage(meta: Any) -> TokenUsage | None:
+    """batchEmbedContents' `usageMetadata` (where the API reports one): the prompt tokens only."""
+    return TokenUsage(input=as_int(meta.get("promptTokenCount"))) if isinstance(meta, dict) else None
 
 
 class CountTokens(ApiFormat):
@@ -141,6 +185,9 @@ class BatchEmbed(ApiFormat):
     name = apis.GEMINI_BATCH_EMBED
     family = "gemini"
     model_in_url = True
+
+    def usage_from_json(self, obj: dict[str, Any]) -> TokenUsage | None:
+        return embed_usage(obj.get("usageMetadata"))
 
     def model_changes(self, body: dict[str, Any], model: str) -> dict[str, Any]:
         requests = body.get("requests")

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from sidegate import apis
+from sidegate.formats.sse import Event, json_event
 from sidegate.governance.detectors import Finding, mask_text
 from sidegate.governance.guardrails import GuardrailBlocked
 from sidegate.governance.stream_text import TextChannel
 from sidegate.ingress.registry import stream_error
-from sidegate.upstream.sse import Event
 
 if TYPE_CHECKING:
     from sidegate.governance.guardrails import ActiveGuardrails, _PhasePlan
@@ -124,11 +124,7 @@ class StreamGuard:
 
     def feed(self, ev: Event) -> list[bytes]:
         """The bytes to send for this event (nothing once blocked)."""
-        try:
-            obj: Any = orjson.loads(ev.data) if ev.data[:1] == b"{" else None
-        except orjson.JSONDecodeError:
-            obj = None
-        return self.feed_json(ev, obj if isinstance(obj, dict) else None)
+        return self.feed_json(ev, json_event(ev.data)[0] if ev.data[:1] == b"{" else None)
 
     def feed_json(self, ev: Event, obj: dict[str, Any] | None) -> list[bytes]:
         """`feed` for an event already parsed: `obj` is its JSON object (None when it carries none),

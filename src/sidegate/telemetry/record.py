@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from sidegate.context import RequestContext
-from sidegate.ingress.base import TokenUsage, estimate_tokens, text_chars
+from sidegate.formats.base import TokenUsage, estimate_tokens, text_chars
 from sidegate.telemetry.access_log import access_line
 from sidegate.telemetry.usage_row import UsageRow
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import orjson
 
-from sidegate.ingress.anthropic import messages_usage
-from sidegate.ingress.base import TokenUsage, as_int
+from sidegate.formats.anthropic import messages_usage
+from sidegate.formats.base import TokenUsage
 from sidegate.translate import carry
 from sidegate.translate import errors as e
 from sidegate.translate import neutral as n
@@ -28,10 +28,8 @@ ERROR_TYPES = {kind: name for name, kind in ERROR_KINDS.items()}
 
 
 def usage_in(usage: Any, into: TokenUsage | None = None) -> TokenUsage | None:
-    out = messages_usage(usage, into)
-    if out is not None and isinstance(usage, dict) and isinstance(usage.get("output_tokens_details"), dict):
-        out.reasoning = as_int(usage["output_tokens_details"].get("thinking_tokens"))
-    return checked_usage(out, "usage")
+    """The format's one usage reader (`formats.anthropic`), range-checked."""
+    return checked_usage(messages_usage(usage, into), "usage")
 
 
 def usage_out(usage: TokenUsage | None) -> dict[str, Any]:

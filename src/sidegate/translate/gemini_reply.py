@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sidegate.ingress.base import TokenUsage
-from sidegate.ingress.gemini import gemini_usage
+from sidegate.formats.base import TokenUsage
+from sidegate.formats.gemini import gemini_usage
 from sidegate.translate import carry
 from sidegate.translate import errors as e
 from sidegate.translate import neutral as n

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sidegate.ingress.base import TokenUsage
+from sidegate.formats.base import TokenUsage
 from sidegate.translate import neutral as n
 from sidegate.translate.errors import ApiError, kind_for_status
 from sidegate.translate.fields import event_object, obj_field, str_field

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from sidegate.errors import default_kind
-from sidegate.ingress.base import TokenUsage, as_int
+from sidegate.formats.base import TokenUsage
+from sidegate.formats.openai import chat_usage
 from sidegate.translate import neutral as n
 from sidegate.translate.errors import BILLING, ApiError, upstream_error
 from sidegate.translate.fields import checked_usage, int_field, obj_field, objects, str_field
@@ -19,21 +20,9 @@ FINISH_OUT = {n.STOP: "stop", n.STOP_SEQUENCE: "stop", n.LENGTH: "length", n.TOO
 THINKING_KEYS = ("reasoning_content", "reasoning")  # non-standard, as vLLM / Ollama / DeepSeek send it
 
 
-def _details(usage: dict[str, Any], key: str, field: str) -> int:
-    details = usage.get(key)
-    return as_int(details.get(field)) if isinstance(details, dict) else 0
-
-
 def usage_in(usage: Any) -> TokenUsage | None:
-    if not isinstance(usage, dict):
-        return None
-    return checked_usage(TokenUsage(
-        input=as_int(usage.get("prompt_tokens")),
-        output=as_int(usage.get("completion_tokens")),
-        cache_read=_details(usage, "prompt_tokens_details", "cached_tokens"),
-        cache_creation=_details(usage, "prompt_tokens_details", "cache_write_tokens"),
-        reasoning=_details(usage, "completion_tokens_details", "reasoning_tokens"),
-    ), "usage")
+    """The format's one usage reader (`formats.openai`), range-checked."""
+    return checked_usage(chat_usage(usage), "usage")
 
 
 def usage_out(usage: TokenUsage | None) -> dict[str, Any]:

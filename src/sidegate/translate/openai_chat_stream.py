@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sidegate.ingress.base import TokenUsage
+from sidegate.formats.base import TokenUsage
 from sidegate.translate import neutral as n
 from sidegate.translate.errors import ApiError, upstream_error
 from sidegate.translate.fields import event_object, int_field, obj_field, objects, str_field

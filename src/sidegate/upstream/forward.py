@@ -27,8 +27,8 @@ from sidegate import apis
 from sidegate.auth.credentials import CREDENTIAL_HEADERS, PROVIDER_CREDENTIAL_HEADERS, QUERY_KEY
 from sidegate.context import RequestContext
 from sidegate.errors import GatewayError
+from sidegate.formats.registry import FORMATS
 from sidegate.governance.tags import TAG_HEADERS, UPSTREAM_TAG_HEADER
-from sidegate.ingress.registry import FORMATS
 from sidegate.policy.compiled import Service, Target
 from sidegate.state import STATE
 from sidegate.translate import Translation, plan
@@ -36,7 +36,7 @@ from sidegate.upstream import client
 from sidegate.upstream.http1 import ConnectTimeout
 from sidegate.upstream.http1_response import UpstreamBroken
 from sidegate.upstream.mock import MockReply, mock_reply
-from sidegate.upstream.sse import StreamReader
+from sidegate.upstream.stream_reader import StreamReader
 
 # Caller headers never forwarded: hop-by-hop ones, ones the client computes, credentials (replaced
 # below) and sidegate's own tag headers (re-sent merged when the policy says so).

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from sidegate.context import RequestContext
 from sidegate.errors import GatewayError
+from sidegate.formats.sse import Event, SSESplitter
 from sidegate.governance.stream_guard import StreamGuard
 from sidegate.ingress.registry import FAMILIES, FORMATS, stream_error
 from sidegate.state import STATE
@@ -30,7 +31,6 @@ from sidegate.translate import StreamTranslator
 from sidegate.upstream.client import Reply
 from sidegate.upstream.forward import destination_failed, destination_succeeded, failure_words, relayed_as_stream
 from sidegate.upstream.live import SHUTTING_DOWN, ShuttingDown, shutting_down_error
-from sidegate.upstream.sse import Event, SSESplitter
 
 _UPSTREAM_READ_ERRORS = (TimeoutError, OSError)  # idle timeout; connection broken (UpstreamBroken)
 _STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}

@@ -1,0 +1,81 @@
+"""The upstream's event stream as the relay reads it, split into events and seen by the usage observer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sidegate.formats.base import StreamObserver
+from sidegate.formats.sse import Event, SSESplitter, parse_event
+
+
+class StreamReader:
+    """An upstream's event stream as the relay reads it: chunk by chunk, split into events, each
+    seen by the usage observer of the format the destination speaks (one parse per event, which
+    also checks it). The attempt reads the first events (`start`) so that a stream broken before
+    anything reached the caller can still fall back; the relay goes on, reading `chunks` itself and
+    handing each to `feed`, then calling `end` when they run out (`next` does both, for `start`).
+
+    `problem` says, in words, why the stream cannot be relayed on: an event that is not SSE, data
+    that is not a JSON object, or an end without the format's terminal event. Events after a
+    problem are never handed out. Read errors of the upstream (timeouts, a broken connection)
+    propagate to whoever reads `chunks`.
+    """
+
+    __slots__ = ("_splitter", "chunks", "done", "first", "observer", "problem")
+
+    def __init__(self, chunks: AsyncIterator[bytes], observer: StreamObserver) -> None:
+        self.chunks = chunks
+        self._splitter = SSESplitter()
+        self.observer = observer
+        self.first: list[tuple[Event, dict[str, Any] | None]] = []  # what `start` read, for the relay
+        self.done = False  # the upstream's stream is over (cleanly, or at a problem)
+        self.problem: str | None = None
+
+    async def start(self) -> None:
+        """Read until the first event the caller would get, a problem, or the end."""
+        while not self.first and not self.done:
+            self.first = await self.next()
+
+    async def next(self) -> list[tuple[Event, dict[str, Any] | None]]:
+        """The events of the next chunk the caller gets, each with its parsed JSON object; at the end
+        of the stream, a last event without its blank line. Empty once `done`."""
+        if self.done:
+            return []
+        try:
+            chunk = await self.chunks.__anext__()
+        except StopAsyncIteration:
+            return self.end()
+        return self.feed(chunk)
+
+    def feed(self, chunk: bytes) -> list[tuple[Event, dict[str, Any] | None]]:
+        """`next` for a chunk the caller read from `chunks` itself (the relay: one coroutine less per chunk)."""
+        return self._observe(self._splitter.feed(chunk))
+
+    def end(self) -> list[tuple[Event, dict[str, Any] | None]]:
+        """`next` once `chunks` is exhausted: a last event without its blank line, then the check
+        that the stream reached its terminal event."""
+        self.done = True
+        rest = self._splitter.rest()
+        out = self._observe([parse_event(rest)]) if rest.strip() else []
+        if self.problem is None and not self.observer.ended:
+            self.problem = f"the stream ended without {self.observer.closing}"
+        return out
+
+    def _observe(self, events: list[Event]) -> list[tuple[Event, dict[str, Any] | None]]:
+        observer = self.observer
+        out: list[tuple[Event, dict[str, Any] | None]] = []
+        for ev in events:
+            if not ev.sse:
+                self.problem = "a line that is not server-sent events"
+            elif not observer.on_event(ev.event, ev.data):
+                if observer.broken is None:
+                    out.append((ev, observer.parsed))
+                    continue
+                self.problem = observer.broken
+            else:
+                continue  # the usage chunk sidegate asked for on the caller's behalf
+            self.done = True
+            self._splitter.rest()  # nothing after a problem is read or relayed
+            break
+        return out
