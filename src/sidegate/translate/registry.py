@@ -9,23 +9,20 @@ destination of a token count on a provider that has no count endpoint: sidegate 
 from __future__ import annotations
 
 from sidegate import apis
-from sidegate.translate import (
-    anthropic_messages,
-    anthropic_reply,
-    anthropic_stream,
-    count_tokens,
-    embeddings,
-    gemini_generate,
-    gemini_reply,
-    gemini_stream,
-    openai_chat,
-    openai_chat_reply,
-    openai_chat_stream,
-    openai_responses,
-    openai_responses_reply,
-    openai_responses_stream,
-)
 from sidegate.translate.codec import Codec
+from sidegate.translate.codecs import count_tokens, embeddings
+from sidegate.translate.codecs.anthropic_messages import reply as anthropic_reply
+from sidegate.translate.codecs.anthropic_messages import request as anthropic_messages
+from sidegate.translate.codecs.anthropic_messages import stream as anthropic_stream
+from sidegate.translate.codecs.gemini_generate import reply as gemini_reply
+from sidegate.translate.codecs.gemini_generate import request as gemini_generate
+from sidegate.translate.codecs.gemini_generate import stream as gemini_stream
+from sidegate.translate.codecs.openai_chat import reply as openai_chat_reply
+from sidegate.translate.codecs.openai_chat import request as openai_chat
+from sidegate.translate.codecs.openai_chat import stream as openai_chat_stream
+from sidegate.translate.codecs.openai_responses import reply as openai_responses_reply
+from sidegate.translate.codecs.openai_responses import request as openai_responses
+from sidegate.translate.codecs.openai_responses import stream as openai_responses_stream
 
 ESTIMATE = "sidegate.estimate_tokens"
 

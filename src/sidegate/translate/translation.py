@@ -10,7 +10,7 @@ from typing import Any
 from sidegate.formats.base import TokenUsage
 from sidegate.translate import neutral as n
 from sidegate.translate.codec import Codec, StreamDecoder, StreamEncoder
-from sidegate.translate.count_tokens import estimate
+from sidegate.translate.codecs.count_tokens import estimate
 from sidegate.translate.errors import INVALID_FIELD, SERVER, TranslationError, UnreadableAnswer, unsupported
 from sidegate.translate.registry import CODECS, ESTIMATE
 

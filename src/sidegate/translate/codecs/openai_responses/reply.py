@@ -18,7 +18,7 @@ from sidegate.formats.base import TokenUsage
 from sidegate.translate import carry
 from sidegate.translate import errors as e
 from sidegate.translate import neutral as n
-from sidegate.translate.openai_chat_reply import error_object as chat_error_object
+from sidegate.translate.codecs.openai_chat.reply import error_object as chat_error_object
 from sidegate.translate.schema import CUSTOM_INPUT, NAMESPACE_SEP
 from sidegate.translate.wire import new_id
 

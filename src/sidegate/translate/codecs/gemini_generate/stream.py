@@ -14,9 +14,7 @@ from typing import Any
 
 from sidegate.formats.base import TokenUsage
 from sidegate.translate import neutral as n
-from sidegate.translate.errors import ApiError, kind_for_status
-from sidegate.translate.fields import event_object, obj_field, str_field
-from sidegate.translate.gemini_reply import (
+from sidegate.translate.codecs.gemini_generate.reply import (
     ERROR_KINDS,
     blocked,
     candidate,
@@ -28,6 +26,8 @@ from sidegate.translate.gemini_reply import (
     usage_in,
     usage_out,
 )
+from sidegate.translate.errors import ApiError, kind_for_status
+from sidegate.translate.fields import event_object, obj_field, str_field
 from sidegate.translate.wire import new_id, now, sse, str_or, tool_input
 
 

@@ -17,7 +17,7 @@ import orjson
 from sidegate.formats.base import TokenUsage
 from sidegate.translate import carry
 from sidegate.translate import neutral as n
-from sidegate.translate.anthropic_reply import (
+from sidegate.translate.codecs.anthropic_messages.reply import (
     ERROR_KINDS,
     FAMILY,
     FINISH_IN,

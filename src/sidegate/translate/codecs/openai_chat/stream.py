@@ -13,9 +13,7 @@ from typing import Any
 
 from sidegate.formats.base import TokenUsage
 from sidegate.translate import neutral as n
-from sidegate.translate.errors import ApiError, upstream_error
-from sidegate.translate.fields import event_object, int_field, obj_field, objects, str_field
-from sidegate.translate.openai_chat_reply import (
+from sidegate.translate.codecs.openai_chat.reply import (
     FINISH_IN,
     FINISH_OUT,
     chat_id,
@@ -24,6 +22,8 @@ from sidegate.translate.openai_chat_reply import (
     usage_in,
     usage_out,
 )
+from sidegate.translate.errors import ApiError, upstream_error
+from sidegate.translate.fields import event_object, int_field, obj_field, objects, str_field
 from sidegate.translate.wire import DONE, new_id, now, sse, str_or
 
 

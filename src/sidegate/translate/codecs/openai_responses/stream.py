@@ -17,8 +17,7 @@ from typing import Any
 
 from sidegate.formats.base import TokenUsage
 from sidegate.translate import neutral as n
-from sidegate.translate.errors import ApiError
-from sidegate.translate.openai_responses_reply import (
+from sidegate.translate.codecs.openai_responses.reply import (
     call_item,
     custom_input,
     custom_names,
@@ -31,6 +30,7 @@ from sidegate.translate.openai_responses_reply import (
     status_of,
     usage_out,
 )
+from sidegate.translate.errors import ApiError
 from sidegate.translate.wire import new_id, now, sse
 
 
