@@ -52,19 +52,19 @@ class MessagesObserver(StreamObserver):
     closing = "message_stop"
 
     def on_json(self, event: str | None, obj: dict[str, Any]) -> bool:
-        kind = obj.get("type")
-        if kind == "content_block_delta":
+        type_name = obj.get("type")
+        if type_name == "content_block_delta":
             delta = obj.get("delta") or {}
             for key in _DELTA_TEXT:
                 value = delta.get(key)
                 if isinstance(value, str):
                     self.text_chars += len(value)
-        elif kind == "message_start":
+        elif type_name == "message_start":
             self.usage = messages_usage((obj.get("message") or {}).get("usage"), self.usage)
-        elif kind == "message_delta":
+        elif type_name == "message_delta":
             self.usage = messages_usage(obj.get("usage"), self.usage)
             self.finish_reason = (obj.get("delta") or {}).get("stop_reason") or self.finish_reason
-        elif kind == "message_stop" or kind == "error":
+        elif type_name == "message_stop" or type_name == "error":
             self.ended = True
         return False
 
@@ -87,17 +87,17 @@ class AnthropicAggregator:
         self._error: Any = None
 
     def add(self, event: str | None, obj: dict[str, Any]) -> None:
-        kind = obj.get("type") or event
+        type_name = obj.get("type") or event
         index = as_index(obj.get("index"))
-        if kind == "content_block_delta" and isinstance(obj.get("delta"), dict):
+        if type_name == "content_block_delta" and isinstance(obj.get("delta"), dict):
             self._delta(index, obj["delta"])
-        elif kind == "content_block_start" and isinstance(obj.get("content_block"), dict):
+        elif type_name == "content_block_start" and isinstance(obj.get("content_block"), dict):
             self._blocks[index] = obj["content_block"]
-        elif kind == "content_block_stop":
+        elif type_name == "content_block_stop":
             self._close(index)
-        elif kind == "message_start" and isinstance(obj.get("message"), dict):
+        elif type_name == "message_start" and isinstance(obj.get("message"), dict):
             self._message = obj["message"]
-        elif kind == "message_delta":
+        elif type_name == "message_delta":
             for key, value in (obj.get("delta") or {}).items():
                 self._message[key] = value
             if isinstance(obj.get("usage"), dict):
@@ -105,21 +105,21 @@ class AnthropicAggregator:
                 if not isinstance(usage, dict):
                     usage = self._message["usage"] = {}
                 merge_delta(usage, {k: v for k, v in obj["usage"].items() if v is not None})
-        elif kind == "error":
+        elif type_name == "error":
             self._error = obj.get("error", obj)
 
     def _delta(self, index: int, delta: dict[str, Any]) -> None:
         block = self._blocks.setdefault(index, {})
-        kind = delta.get("type")
-        fields = _TEXT_DELTAS.get(str(kind))
+        type_name = delta.get("type")
+        fields = _TEXT_DELTAS.get(str(type_name))
         if fields is not None:
             source, target = fields
             append_text(block, target, str(delta.get(source) or ""))
-        elif kind == "input_json_delta":
+        elif type_name == "input_json_delta":
             append_text(self._json, index, str(delta.get("partial_json") or ""))
-        elif kind == "citations_delta":
+        elif type_name == "citations_delta":
             block.setdefault("citations", []).append(delta.get("citation"))
-        else:  # a delta kind this version does not know: fold its fields in
+        else:  # a delta type this version does not know: fold its fields in
             merge_delta(block, {k: v for k, v in delta.items() if k != "type"})
 
     def _close(self, index: int) -> None:

@@ -167,17 +167,17 @@ class ResponsesObserver(StreamObserver):
     closing = "response.completed"
 
     def on_json(self, event: str | None, obj: dict[str, Any]) -> bool:
-        kind = obj.get("type")
-        if kind == "response.output_text.delta" or kind == "response.function_call_arguments.delta":
+        type_name = obj.get("type")
+        if type_name == "response.output_text.delta" or type_name == "response.function_call_arguments.delta":
             delta = obj.get("delta")
             if isinstance(delta, str):
                 self.text_chars += len(delta)
-        elif kind in _RESPONSE_DONE:
+        elif type_name in _RESPONSE_DONE:
             response = obj.get("response") or {}
             self.usage = responses_usage(response.get("usage")) or self.usage
             self.finish_reason = response.get("status")
             self.ended = True
-        elif kind == "error":
+        elif type_name == "error":
             self.ended = True
         return False
 
@@ -193,22 +193,22 @@ class ResponsesAggregator:
         self._error: Any = None
 
     def add(self, event: str | None, obj: dict[str, Any]) -> None:
-        kind = obj.get("type") or event
-        if kind == "error":
+        type_name = obj.get("type") or event
+        if type_name == "error":
             self._error = {k: v for k, v in obj.items() if k not in ("type", "sequence_number")}
             return
         response = obj.get("response")
         if isinstance(response, dict):
             if not self._terminal:
                 self._snapshot = response
-                self._terminal = kind in _RESPONSE_DONE
+                self._terminal = type_name in _RESPONSE_DONE
             return
         position = obj.get("output_index")
         if not isinstance(position, int):
             return
         if isinstance(obj.get("item"), dict):
             self._items[position] = obj["item"]
-        elif kind == "response.output_text.delta" and isinstance(obj.get("delta"), str):
+        elif type_name == "response.output_text.delta" and isinstance(obj.get("delta"), str):
             key = (position, as_index(obj.get("content_index")))
             append_text(self._parts, key, obj["delta"])
         elif isinstance(obj.get("delta"), str) and position in self._items:

@@ -15,7 +15,7 @@ from sidegate.errors import GatewayError
 
 def openai_render(err: GatewayError, request_id: str) -> bytes:
     return orjson.dumps(
-        {"error": {"message": err.message, "type": err.kind, "param": err.param, "code": err.code}}
+        {"error": {"message": err.message, "type": err.error_type, "param": err.param, "code": err.code}}
     )
 
 

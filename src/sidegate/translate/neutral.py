@@ -110,7 +110,7 @@ PLAIN_CHOICES: dict[str, Literal["auto", "none", "required"]] = {"auto": "auto",
 
 @dataclass(slots=True)
 class ResponseFormat:
-    kind: Literal["json_object", "json_schema"]
+    format_type: Literal["json_object", "json_schema"]
     schema: dict[str, object] | None = None
     name: str | None = None
     strict: bool | None = None
@@ -222,7 +222,7 @@ class End:
 @dataclass(slots=True)
 class StreamError:
     status: int
-    kind: str
+    category: str
     message: str
 
 

@@ -192,7 +192,7 @@ async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse
             ev, parsed = events.pop(0)
             await send(outbound.event(ev, parsed))
         failure: GatewayError | None = None
-        failure_kind = "api_error"  # the error's kind for a translated stream (rendered by the translation)
+        failure_category = "api_error"  # the error's category for a translated stream (rendered by the translation)
         chunks = reader.chunks
         while not outbound.blocked:
             await send([out for ev, parsed in events for out in outbound.event(ev, parsed)])
@@ -206,7 +206,7 @@ async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse
             except ShuttingDown:  # shutdown's grace period is over (`live.LiveRequests.end_all`)
                 ctx.usage_complete = False
                 ctx.error_code = SHUTTING_DOWN
-                failure, failure_kind = shutting_down_error(), SHUTTING_DOWN
+                failure, failure_category = shutting_down_error(), SHUTTING_DOWN
                 break
             except _UPSTREAM_READ_ERRORS as exc:
                 idle = isinstance(exc, TimeoutError)
@@ -230,7 +230,7 @@ async def _relay_stream(ctx: RequestContext, reply: Reply) -> web.StreamResponse
             await send(outbound.finish())
         if failure is not None:  # nothing may follow the error event
             # the text the output guard holds goes first, scanned as final (masked, or the block instead)
-            ending = (translator.error(failure.status, failure_kind, failure.message) if translator is not None
+            ending = (translator.error(failure.status, failure_category, failure.message) if translator is not None
                       else [stream_error(ctx.fmt.name, failure, ctx.request_id)])
             await send(outbound.fail(ending))
         await response.write_eof()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sidegate.errors import default_kind
+from sidegate.errors import default_error_type
 from sidegate.formats.base import TokenUsage
 from sidegate.formats.openai import chat_usage
 from sidegate.translate import neutral as n
@@ -112,8 +112,8 @@ def decode_error(status: int, obj: dict[str, Any]) -> ApiError:
     error = obj.get("error") if isinstance(obj.get("error"), dict) else {}
     assert isinstance(error, dict)
     code = error.get("code") or error.get("type")
-    kind = BILLING if code == "insufficient_quota" else None
-    return upstream_error(status, str_or(error.get("message"), "") or None, kind, str(code) if code else None)
+    category = BILLING if code == "insufficient_quota" else None
+    return upstream_error(status, str_or(error.get("message"), "") or None, category, str(code) if code else None)
 
 
 _TYPES = {BILLING: "insufficient_quota"}
@@ -121,8 +121,9 @@ _TYPES = {BILLING: "insufficient_quota"}
 
 def error_object(err: ApiError) -> dict[str, Any]:
     status = err.status_for("openai")
-    return {"error": {"message": err.message, "type": _TYPES.get(err.kind) or default_kind(status), "param": None,
-                      "code": err.code or err.kind}}
+    error_type = _TYPES.get(err.category) or default_error_type(status)
+    return {"error": {"message": err.message, "type": error_type, "param": None,
+                      "code": err.code or err.category}}
 
 
 def encode_error(err: ApiError) -> tuple[int, dict[str, Any]]:

@@ -42,7 +42,7 @@ class ChatStreamDecoder:
             code = err.get("code")
             status = code if isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599 else 500
             failure = upstream_error(status, str_or(err.get("message"), "") or None)
-            return [n.StreamError(failure.status, failure.kind, failure.message)]
+            return [n.StreamError(failure.status, failure.category, failure.message)]
         out: list[n.Event] = []
         if not self._started:
             self._started = True
@@ -124,7 +124,7 @@ class ChatStreamEncoder:
             return []
         if isinstance(ev, n.StreamError):
             self._ended = True
-            return [sse(error_object(ApiError(ev.status, ev.kind, ev.message)))]
+            return [sse(error_object(ApiError(ev.status, ev.category, ev.message)))]
         return self._end()
 
     def _end(self) -> list[bytes]:

@@ -153,4 +153,4 @@ def encode_error(err: e.ApiError) -> tuple[int, dict[str, Any]]:
 
 def failure(err: e.ApiError) -> dict[str, Any]:
     """The `error` of a failed Response (its codes are a fixed set)."""
-    return {"code": ERROR_CODES.get(err.kind, "server_error"), "message": err.message}
+    return {"code": ERROR_CODES.get(err.category, "server_error"), "message": err.message}
