@@ -13,12 +13,12 @@ from sidegate.formats.base import ApiFormat, TokenUsage
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from sidegate.formats.stream import StreamReader
     from sidegate.governance.guardrails import ActiveGuardrails
     from sidegate.governance.ratelimit import RateLimiter, Reservation
     from sidegate.ingress.registry import Surface
     from sidegate.policy.compiled import CompiledPolicy, PrincipalInfo, Service, Target
     from sidegate.translate import Translation
-    from sidegate.upstream.stream_reader import StreamReader
 
 
 def new_request_id() -> str:

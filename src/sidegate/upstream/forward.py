@@ -28,6 +28,7 @@ from sidegate.auth.credentials import CREDENTIAL_HEADERS, PROVIDER_CREDENTIAL_HE
 from sidegate.context import RequestContext
 from sidegate.errors import GatewayError
 from sidegate.formats.registry import FORMATS
+from sidegate.formats.stream import StreamReader
 from sidegate.governance.tags import TAG_HEADERS, UPSTREAM_TAG_HEADER
 from sidegate.policy.compiled import Service, Target
 from sidegate.state import STATE
@@ -36,7 +37,6 @@ from sidegate.upstream import client
 from sidegate.upstream.http1 import ConnectTimeout
 from sidegate.upstream.http1_response import UpstreamBroken
 from sidegate.upstream.mock import MockReply, mock_reply
-from sidegate.upstream.stream_reader import StreamReader
 
 # Caller headers never forwarded: hop-by-hop ones, ones the client computes, credentials (replaced
 # below) and sidegate's own tag headers (re-sent merged when the policy says so).

@@ -1,4 +1,5 @@
-"""The upstream's event stream as the relay reads it, split into events and seen by the usage observer."""
+"""A destination's event stream as the relay reads it: split into events, each seen (and checked) by
+the usage observer of its format. Pure: it reads the chunks it is handed, whatever reads the socket."""
 
 from __future__ import annotations
 
