@@ -23,11 +23,11 @@ import orjson
 
 from sidegate import apis
 from sidegate.auth.principal import PrincipalInfo
+from sidegate.formats.sse import SSESplitter
 from sidegate.governance.guardrails.checks import Guardrails
 from sidegate.governance.guardrails.detectors import Scanner, detectors_of
 from sidegate.policy.model import DetectorSet, PolicyModel
 from sidegate.upstream.mock.render import Completion, chat_events
-from sidegate.upstream.sse import SSESplitter
 
 ALL = DetectorSet(secrets=True, pii=["email", "phone", "credit_card", "us_ssn", "iban", "ip_address"],
                   keywords=["project-x", "internal only"], regex=[r"(?i)confidential\s+draft"])

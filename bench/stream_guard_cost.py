@@ -28,12 +28,12 @@ from pathlib import Path
 
 from sidegate import apis
 from sidegate.auth.principal import PrincipalInfo
+from sidegate.formats.sse import Event, SSESplitter
 from sidegate.governance.guardrails.checks import Guardrails
 from sidegate.ingress.registry import FORMATS
 from sidegate.policy.model import PolicyModel
 from sidegate.upstream.mock import render as mock_render
 from sidegate.upstream.mock.render import Completion
-from sidegate.upstream.sse import Event, SSESplitter
 
 REPO = Path(__file__).resolve().parent.parent
 GUARDRAILS = [  # as in bench/policies/bench.yaml

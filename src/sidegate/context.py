@@ -8,18 +8,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sidegate.ingress.base import ApiFormat, TokenUsage
+from sidegate.formats.base import ApiFormat, TokenUsage
 
 if TYPE_CHECKING:
     from aiohttp import web
 
     from sidegate.auth.principal import PrincipalInfo
+    from sidegate.formats.stream import StreamReader
     from sidegate.governance.guardrails.checks import ActiveGuardrails
     from sidegate.governance.ratelimit.limiter import RateLimiter, Reservation
     from sidegate.ingress.registry import Surface
     from sidegate.policy.compiled import CompiledPolicy, Service, Target
     from sidegate.translate import Translation
-    from sidegate.upstream.sse import StreamReader
 
 
 def new_request_id() -> str:

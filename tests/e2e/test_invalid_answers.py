@@ -24,7 +24,7 @@ from tests.support.fakes import DEFAULT_TEXT, FakeUpstream, default_sse
 from tests.support.gateway import KEY, GatewayFactory
 from tests.support.sdk_clients import claude, close_sdk_clients, gemini, oai  # noqa: F401  (fixture)
 
-from sidegate.upstream.sse import SSESplitter
+from sidegate.formats.sse import SSESplitter
 
 SDK_ERRORS = (openai.APIError, anthropic.APIError, genai_errors.APIError)
 JSON = {"Content-Type": "application/json"}

@@ -34,7 +34,7 @@ from tests.support.gateway import KEY, PRINCIPALS
 from tests.support.sdk_clients import close_sdk_clients  # noqa: F401  (fixture)
 from tests.support.served import free_port, wait_until_up
 
-from sidegate.upstream.sse import SSESplitter
+from sidegate.formats.sse import SSESplitter
 
 GRACE_S = 2.5
 AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -20,7 +20,7 @@ from tests.support.sdk_clients import close_sdk_clients  # noqa: F401  (fixture:
 from tests.unit.governance.test_stream_guard import RENDER, active, completion, payloads, run, streamed_text
 
 from sidegate import apis
-from sidegate.upstream.sse import SSESplitter
+from sidegate.formats.sse import SSESplitter
 
 PIECES = ["Mail ", "bob@exam", "ple.org", " now."]
 PII = {"name": "pii", "phase": "output", "detect": {"pii": ["email", "phone"]}, "action": "mask"}

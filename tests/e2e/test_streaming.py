@@ -1,7 +1,7 @@
 """Streaming: SSE reaches the caller event by event as the upstream sends it, a caller that hangs up
 is recorded as 499 with the tokens seen so far, an upstream that breaks off mid-stream ends the
 caller's stream with an error event in its API's shape, a stream without usage is estimated; and
-the incremental SSE splitter (`sidegate.upstream.sse`) on every kind of chunking.
+the incremental SSE splitter (`sidegate.formats.sse`) on every kind of chunking.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from tests.support.gateway import KEY
 from tests.support.three_fakes import Env, providers_block, start_fakes
 
 from sidegate.app import build_app
-from sidegate.upstream.sse import Event, SSESplitter
+from sidegate.formats.sse import Event, SSESplitter
 
 PROMPT = "Count the words in this sentence, please!"  # 41 characters: 11 estimated input tokens
 PROMPT_TOKENS = 11

@@ -209,8 +209,8 @@ def keys_of(path: str) -> Callable[[], Iterable[str]]:
 def overriding(method: str) -> Callable[[], set[str]]:
     """The formats whose descriptor implements `method` itself (the base class's answers nothing)."""
     def read() -> set[str]:
-        formats = attr("sidegate.ingress.registry.FORMATS")()
-        base = attr("sidegate.ingress.base.ApiFormat")()
+        formats = attr("sidegate.formats.registry.FORMATS")()
+        base = attr("sidegate.formats.base.ApiFormat")()
         return {name for name, fmt in formats.items() if getattr(type(fmt), method) is not getattr(base, method)}
     return read
 
@@ -222,7 +222,7 @@ def keyed(path: str, expected: frozenset[str], why: str,
 
 
 def families_of_formats() -> set[str]:
-    return {fmt.family for fmt in attr("sidegate.ingress.registry.FORMATS")().values()}
+    return {fmt.family for fmt in attr("sidegate.formats.registry.FORMATS")().values()}
 
 
 def surface_formats() -> set[str]:
@@ -242,20 +242,21 @@ def provider_paths(path: str) -> Callable[[], set[str]]:
 FAMILY_NAMES = frozenset({"openai", "anthropic", "gemini"})
 PROVIDERS = "sidegate.upstream.providers"
 TABLES = [
-    keyed("sidegate.ingress.registry.FORMATS", apis.ALL, "every format has its descriptor"),
+    keyed("sidegate.formats.registry.FORMATS", apis.ALL, "every format has its descriptor"),
     Table("paths served (ingress.registry SURFACES and GEMINI_METHODS)", surface_formats, apis.ALL,
           "every format has a path callers reach"),
     keyed("sidegate.ingress.registry.FAMILIES", FAMILY_NAMES, "one error shape per provider family"),
     Table("families named by the formats", families_of_formats, FAMILY_NAMES,
           "each format renders its errors in a family FAMILIES has"),
     Table("usage readers (ApiFormat.usage_from_json)", overriding("usage_from_json"),
-          frozenset({CHAT, RESPONSES, EMBEDDINGS, MESSAGES, GENERATE}),
-          "count calls and the model list use no tokens; Gemini embedding answers carry no token counts"),
+          frozenset({CHAT, RESPONSES, EMBEDDINGS, MESSAGES, GENERATE, apis.GEMINI_BATCH_EMBED}),
+          "count calls and the model list use no tokens; Gemini's single embedContent answer carries no "
+          "token counts (batchEmbedContents has usageMetadata)"),
     Table("stream observers (ApiFormat.observer)", overriding("observer"), GENERATING,
           "only the generating formats stream"),
     Table("answer text counters (ApiFormat.response_text_chars)", overriding("response_text_chars"), GENERATING,
           "only generated answers hold text"),
-    keyed("sidegate.telemetry.stream_aggregate.AGGREGATORS", GENERATING, "only these formats stream"),
+    keyed("sidegate.formats.registry.AGGREGATORS", GENERATING, "only these formats stream"),
     keyed("sidegate.governance.guardrails.stream_guard.FORMATS", GENERATING,
           "output guardrails scan streams of generated text"),
     keyed("sidegate.governance.guardrails.texts.INPUT", CALLS,

@@ -1,6 +1,6 @@
 """How many tokens a request may consume, estimated before it is sent (for token rate limits).
 
-Two numbers: the input, the prompt's size (about four characters a token, `ingress.base.text_chars`;
+Two numbers: the input, the prompt's size (about four characters a token, `formats.base.text_chars`;
 embeddings given as token ids count one each), and the output cap, the most the model may generate
 (the request's own cap when it sets one, else a default). A token limit admits a request while the
 input fits and reserves only an expectation of the output bounded by what is left (`ratelimit.store`);
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sidegate import apis
-from sidegate.ingress.base import as_int, estimate_tokens, text_chars
+from sidegate.formats.base import as_int, estimate_tokens, text_chars
 
 DEFAULT_OUTPUT_TOKENS = 1024  # reserved for output when a request sets no cap of its own
 

@@ -9,13 +9,16 @@ from typing import Any
 
 from sidegate import apis
 from sidegate.errors import GatewayError
-from sidegate.ingress import anthropic, gemini, openai
-from sidegate.ingress.base import ApiFormat
+from sidegate.formats import anthropic, gemini, openai
+from sidegate.formats.base import ApiFormat
+from sidegate.formats.registry import FORMATS
+from sidegate.ingress import errors
 
 
 @dataclass(frozen=True, slots=True)
 class Family:
-    """How one provider family shapes errors, as a whole body and as a stream event."""
+    """How one provider family shapes errors, as a whole body and as a stream event, and reads the
+    code of an error object it receives (wire knowledge, in `formats/`)."""
 
     render_error: Callable[[GatewayError, str], bytes]
     stream_error: Callable[[GatewayError, str], bytes]
@@ -23,14 +26,14 @@ class Family:
 
 
 FAMILIES: dict[str, Family] = {
-    "openai": Family(openai.render_error, openai.stream_error, openai.error_code),
-    "anthropic": Family(anthropic.render_error, anthropic.stream_error, anthropic.error_code),
-    "gemini": Family(gemini.render_error, gemini.stream_error, gemini.error_code),
+    "openai": Family(errors.openai_render, errors.openai_stream_error, openai.error_code),
+    "anthropic": Family(errors.anthropic_render, errors.anthropic_stream_error, anthropic.error_code),
+    "gemini": Family(errors.gemini_render, errors.gemini_stream_error, gemini.error_code),
 }
 
 # Formats whose streams end on an error with an event of their own rather than their family's.
 _FORMAT_STREAM_ERRORS: dict[str, Callable[[GatewayError, str], bytes]] = {
-    apis.OPENAI_RESPONSES: openai.responses_stream_error,
+    apis.OPENAI_RESPONSES: errors.responses_stream_error,
 }
 
 
@@ -38,16 +41,6 @@ def stream_error(api: str, err: GatewayError, request_id: str) -> bytes:
     """The event that ends a stream of format `api` on a failure, in that format's shape."""
     render = _FORMAT_STREAM_ERRORS.get(api) or FAMILIES[FORMATS[api].family].stream_error
     return render(err, request_id)
-
-
-FORMATS: dict[str, ApiFormat] = {
-    fmt.name: fmt
-    for fmt in (
-        openai.Chat(), openai.Responses(), openai.Embeddings(), openai.Models(),
-        anthropic.Messages(), anthropic.CountTokens(),
-        gemini.Generate(), gemini.CountTokens(), gemini.Embed(), gemini.BatchEmbed(),
-    )
-}
 
 
 @dataclass(frozen=True, slots=True)

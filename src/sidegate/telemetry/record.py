@@ -8,7 +8,7 @@ from collections.abc import Coroutine
 from typing import Any, Protocol
 
 from sidegate.context import RequestContext
-from sidegate.ingress.base import TokenUsage, estimate_tokens, text_chars
+from sidegate.formats.base import TokenUsage, estimate_tokens, text_chars
 from sidegate.telemetry.access_log import access_line
 from sidegate.telemetry.inference.log import InferenceLog
 from sidegate.telemetry.metrics.app_metrics import Metrics

@@ -23,6 +23,15 @@ Everything here is pure: functions of dicts and bytes, no I/O. Per-request state
 `Translation`, per-stream state in its `StreamTranslator`. `registry` holds the pair matrix and
 `plan` picks the destination format for a provider.
 
+Layout: what every pair shares sits at the top (`neutral`, `codec`, `registry`, `translation`,
+`errors`, the field readers of `fields`, and the helpers `wire`, `carry`, `media`, `schema`). The
+codecs sit in `codecs/`: a folder per generation format (`openai_chat`, `openai_responses`,
+`anthropic_messages`, `gemini_generate`), each with `request.py` (requests ↔ neutral), `reply.py`
+(whole answers, usage, error bodies) and `stream.py` (stream decoder and encoder), the three parts
+that change together when a format does; token counting and embeddings are one module each.
+Usage is read with the one reader of each format in `sidegate.formats`, so a translated answer
+tells the caller the counts its usage row records.
+
 Fields that are accepted but have no effect on a destination that lacks them ("advisory"; each
 codec lists its own in `ADVISORY`): storage, caching and billing hints (store, metadata,
 service_tier, prompt_cache_key, cache_control, safetySettings …), `top_k` / `seed` / penalties

@@ -32,7 +32,7 @@ class StreamEncoder(Protocol):
 class Codec:
     api: str
     family: str  # error shape and who mints which reasoning signatures: openai | anthropic | gemini
-    kind: str  # what its neutral objects are: generate | count | embed; only codecs of one kind pair up
+    operation: str  # what its neutral objects are: generate | count | embed; only codecs of one operation pair
     decode_error: Callable[[int, Body], ApiError]
     encode_error: Callable[[ApiError], tuple[int, Body]]
     # Caller side. decode_request(body, stream_asked_in_url) → neutral request.

@@ -40,7 +40,7 @@ def invalid(field: str, message: str) -> TranslationError:
     return TranslationError(field, message, code=INVALID_FIELD)
 
 
-# Neutral error kinds. Each codec maps its provider's error types onto these and back.
+# Neutral error categories. Each codec maps its provider's error types onto these and back.
 INVALID_REQUEST = "invalid_request"
 AUTHENTICATION = "authentication"
 PERMISSION = "permission"
@@ -68,28 +68,29 @@ _BY_STATUS = {
 }
 
 
-def kind_for_status(status: int) -> str:
+def category_for_status(status: int) -> str:
     return _BY_STATUS.get(status) or (SERVER if status >= 500 else INVALID_REQUEST)
 
 
 @dataclass(slots=True)
 class ApiError:
-    """An error answer of the destination: its HTTP status, neutral kind and message."""
+    """An error answer of the destination: its HTTP status, neutral category and message."""
 
     status: int
-    kind: str
+    category: str
     message: str
     code: str | None = None  # the destination's own error type/code, for the record
 
     def status_for(self, family: str) -> int:
         """The status to give a caller of `family`: Anthropic's 529 (overloaded) exists only there;
         other callers get 503 for it, and an Anthropic caller gets 529 for any overload."""
-        if self.kind == OVERLOADED:
+        if self.category == OVERLOADED:
             return 529 if family == "anthropic" else 503
         if self.status == 529:
             return 503
         return self.status if 400 <= self.status <= 599 else 502
 
 
-def upstream_error(status: int, message: str | None, kind: str | None = None, code: str | None = None) -> ApiError:
-    return ApiError(status, kind or kind_for_status(status), message or f"upstream answered HTTP {status}", code)
+def upstream_error(status: int, message: str | None, category: str | None = None, code: str | None = None) -> ApiError:
+    message = message or f"upstream answered HTTP {status}"
+    return ApiError(status, category or category_for_status(status), message, code)

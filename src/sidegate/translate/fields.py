@@ -20,7 +20,8 @@ from typing import Any
 
 import orjson
 
-from sidegate.ingress.base import TokenUsage
+from sidegate.formats.base import TokenUsage
+from sidegate.formats.sse import NOT_JSON, json_event
 from sidegate.translate.errors import INVALID_FIELD as CODE
 from sidegate.translate.errors import TranslationError
 
@@ -196,8 +197,9 @@ def checked_usage(usage: TokenUsage | None, name: str) -> TokenUsage | None:
 def event_object(data: bytes) -> dict[str, Any]:
     """A stream event's JSON object (the translation entry point reports a refusal here as the
     upstream's unreadable answer)."""
-    try:
-        obj = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise TranslationError("data", "the event's data is not valid JSON", code=CODE) from None
-    return want_obj(obj, "data")
+    obj, problem = json_event(data)
+    if obj is not None:
+        return obj
+    if problem == NOT_JSON:
+        raise TranslationError("data", "the event's data is not valid JSON", code=CODE)
+    return want_obj(orjson.loads(data), "data")  # valid JSON but no object: the reader's error names its type

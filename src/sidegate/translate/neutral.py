@@ -11,7 +11,7 @@ Conventions:
 * `Thinking.signature` is the opaque token the producing provider needs to see again to accept the
   thinking block in a later turn; `origin` names that provider family so that a signature is only
   ever sent back to the family that minted it.
-* Usage is `sidegate.ingress.base.TokenUsage`, normalised as the usage table is: input includes
+* Usage is `sidegate.formats.base.TokenUsage`, normalised as the usage table is: input includes
   cache reads and writes, output includes reasoning.
 """
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from sidegate.ingress.base import TokenUsage
+from sidegate.formats.base import TokenUsage
 
 # Finish reasons, in neutral terms. Codecs map their own names onto these and back.
 STOP = "stop"  # the model finished its turn
@@ -110,7 +110,7 @@ PLAIN_CHOICES: dict[str, Literal["auto", "none", "required"]] = {"auto": "auto",
 
 @dataclass(slots=True)
 class ResponseFormat:
-    kind: Literal["json_object", "json_schema"]
+    format_type: Literal["json_object", "json_schema"]
     schema: dict[str, object] | None = None
     name: str | None = None
     strict: bool | None = None
@@ -222,7 +222,7 @@ class End:
 @dataclass(slots=True)
 class StreamError:
     status: int
-    kind: str
+    category: str
     message: str
 
 

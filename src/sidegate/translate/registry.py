@@ -2,35 +2,32 @@
 in order of preference, when a provider does not speak the caller's own.
 
 A pair exists when the caller's codec serves callers, the destination's codec reaches
-destinations, and both are of one kind (generation, token counting, embeddings). `ESTIMATE` is the
+destinations, and both are of one operation (generation, token counting, embeddings). `ESTIMATE` is the
 destination of a token count on a provider that has no count endpoint: sidegate answers it itself.
 """
 
 from __future__ import annotations
 
 from sidegate import apis
-from sidegate.translate import (
-    anthropic_messages,
-    anthropic_reply,
-    anthropic_stream,
-    count_tokens,
-    embeddings,
-    gemini_generate,
-    gemini_reply,
-    gemini_stream,
-    openai_chat,
-    openai_chat_reply,
-    openai_chat_stream,
-    openai_responses,
-    openai_responses_reply,
-    openai_responses_stream,
-)
 from sidegate.translate.codec import Codec
+from sidegate.translate.codecs import count_tokens, embeddings
+from sidegate.translate.codecs.anthropic_messages import reply as anthropic_reply
+from sidegate.translate.codecs.anthropic_messages import request as anthropic_messages
+from sidegate.translate.codecs.anthropic_messages import stream as anthropic_stream
+from sidegate.translate.codecs.gemini_generate import reply as gemini_reply
+from sidegate.translate.codecs.gemini_generate import request as gemini_generate
+from sidegate.translate.codecs.gemini_generate import stream as gemini_stream
+from sidegate.translate.codecs.openai_chat import reply as openai_chat_reply
+from sidegate.translate.codecs.openai_chat import request as openai_chat
+from sidegate.translate.codecs.openai_chat import stream as openai_chat_stream
+from sidegate.translate.codecs.openai_responses import reply as openai_responses_reply
+from sidegate.translate.codecs.openai_responses import request as openai_responses
+from sidegate.translate.codecs.openai_responses import stream as openai_responses_stream
 
 ESTIMATE = "sidegate.estimate_tokens"
 
 OPENAI_CHAT = Codec(
-    api=apis.OPENAI_CHAT, family="openai", kind="generate",
+    api=apis.OPENAI_CHAT, family="openai", operation="generate",
     decode_error=openai_chat_reply.decode_error, encode_error=openai_chat_reply.encode_error,
     decode_request=lambda body, _stream: openai_chat.decode_request(body),
     encode_response=openai_chat_reply.encode_response,
@@ -40,7 +37,7 @@ OPENAI_CHAT = Codec(
     stream_decoder=openai_chat_stream.ChatStreamDecoder,
 )
 ANTHROPIC_MESSAGES = Codec(
-    api=apis.ANTHROPIC_MESSAGES, family="anthropic", kind="generate",
+    api=apis.ANTHROPIC_MESSAGES, family="anthropic", operation="generate",
     decode_error=anthropic_reply.decode_error, encode_error=anthropic_reply.encode_error,
     decode_request=lambda body, _stream: anthropic_messages.decode_request(body),
     encode_response=anthropic_reply.encode_response,
@@ -50,7 +47,7 @@ ANTHROPIC_MESSAGES = Codec(
     stream_decoder=anthropic_stream.AnthropicStreamDecoder,
 )
 GEMINI_GENERATE = Codec(
-    api=apis.GEMINI_GENERATE, family="gemini", kind="generate",
+    api=apis.GEMINI_GENERATE, family="gemini", operation="generate",
     decode_error=gemini_reply.decode_error, encode_error=gemini_reply.encode_error,
     decode_request=gemini_generate.decode_request,
     encode_response=gemini_reply.encode_response,
@@ -61,7 +58,7 @@ GEMINI_GENERATE = Codec(
 )
 
 ANTHROPIC_COUNT_TOKENS = Codec(
-    api=apis.ANTHROPIC_COUNT_TOKENS, family="anthropic", kind="count",
+    api=apis.ANTHROPIC_COUNT_TOKENS, family="anthropic", operation="count",
     decode_error=anthropic_reply.decode_error, encode_error=anthropic_reply.encode_error,
     decode_request=lambda body, _stream: anthropic_messages.decode_request(body),
     encode_response=count_tokens.anthropic_encode_response,
@@ -69,7 +66,7 @@ ANTHROPIC_COUNT_TOKENS = Codec(
     decode_response=count_tokens.anthropic_decode_response,
 )
 GEMINI_COUNT_TOKENS = Codec(
-    api=apis.GEMINI_COUNT_TOKENS, family="gemini", kind="count",
+    api=apis.GEMINI_COUNT_TOKENS, family="gemini", operation="count",
     decode_error=gemini_reply.decode_error, encode_error=gemini_reply.encode_error,
     decode_request=count_tokens.gemini_decode_request,
     encode_response=count_tokens.gemini_encode_response,
@@ -79,7 +76,7 @@ GEMINI_COUNT_TOKENS = Codec(
 
 # Caller side only: every OpenAI-kind server with Responses also has Chat Completions.
 OPENAI_RESPONSES = Codec(
-    api=apis.OPENAI_RESPONSES, family="openai", kind="generate",
+    api=apis.OPENAI_RESPONSES, family="openai", operation="generate",
     decode_error=openai_chat_reply.decode_error, encode_error=openai_responses_reply.encode_error,
     decode_request=openai_responses.decode_request,
     encode_response=openai_responses_reply.encode_response,
@@ -87,7 +84,7 @@ OPENAI_RESPONSES = Codec(
 )
 
 OPENAI_EMBEDDINGS = Codec(
-    api=apis.OPENAI_EMBEDDINGS, family="openai", kind="embed",
+    api=apis.OPENAI_EMBEDDINGS, family="openai", operation="embed",
     decode_error=openai_chat_reply.decode_error, encode_error=openai_chat_reply.encode_error,
     decode_request=embeddings.openai_decode_request,
     encode_response=embeddings.openai_encode_response,
@@ -95,13 +92,13 @@ OPENAI_EMBEDDINGS = Codec(
     decode_response=embeddings.openai_decode_response,
 )
 GEMINI_EMBED = Codec(
-    api=apis.GEMINI_EMBED, family="gemini", kind="embed",
+    api=apis.GEMINI_EMBED, family="gemini", operation="embed",
     decode_error=gemini_reply.decode_error, encode_error=gemini_reply.encode_error,
     decode_request=embeddings.gemini_decode_embed,
     encode_response=embeddings.gemini_encode_embed_response,
 )
 GEMINI_BATCH_EMBED = Codec(
-    api=apis.GEMINI_BATCH_EMBED, family="gemini", kind="embed",
+    api=apis.GEMINI_BATCH_EMBED, family="gemini", operation="embed",
     decode_error=gemini_reply.decode_error, encode_error=gemini_reply.encode_error,
     decode_request=embeddings.gemini_decode_batch,
     encode_response=embeddings.gemini_encode_batch_response,

@@ -43,9 +43,9 @@ def openapi_to_json_schema(schema: Any) -> Any:
         else:
             out[key] = value
     if schema.get("nullable") is True:
-        kind = out.get("type")
-        if isinstance(kind, str):
-            out["type"] = [kind, "null"]
+        type_name = out.get("type")
+        if isinstance(type_name, str):
+            out["type"] = [type_name, "null"]
         else:
             out = {"anyOf": [out, {"type": "null"}]}
     return out

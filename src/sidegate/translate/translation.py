@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sidegate.ingress.base import TokenUsage
+from sidegate.formats.base import TokenUsage
 from sidegate.translate import neutral as n
 from sidegate.translate.codec import Codec, StreamDecoder, StreamEncoder
-from sidegate.translate.count_tokens import estimate
+from sidegate.translate.codecs.count_tokens import estimate
 from sidegate.translate.errors import INVALID_FIELD, SERVER, TranslationError, UnreadableAnswer, unsupported
 from sidegate.translate.registry import CODECS, ESTIMATE
 
@@ -55,9 +55,9 @@ class StreamTranslator:
         cut off: render the error event for that instead."""
         return self._encoder.finish()
 
-    def error(self, status: int, kind: str, message: str) -> list[bytes]:
+    def error(self, status: int, category: str, message: str) -> list[bytes]:
         """An error event in the caller's stream shape (e.g. for an upstream read failure)."""
-        return self._encoder.encode(n.StreamError(status, kind, message))
+        return self._encoder.encode(n.StreamError(status, category, message))
 
 
 class Translation:
@@ -72,7 +72,8 @@ class Translation:
         if caller is None or not caller.serves_callers:
             raise ValueError(f"no codec serves callers of {caller_api}")
         dest = CODECS.get(dest_api) if dest_api != ESTIMATE else None
-        if dest_api != ESTIMATE and (dest is None or not dest.reaches_destinations or dest.kind != caller.kind):
+        pairs_up = dest is not None and dest.reaches_destinations and dest.operation == caller.operation
+        if dest_api != ESTIMATE and not pairs_up:
             raise ValueError(f"no translation from {caller_api} to {dest_api}")
         self.caller: Codec = caller
         self.dest: Codec | None = dest

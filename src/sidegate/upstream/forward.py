@@ -28,15 +28,15 @@ from sidegate import apis
 from sidegate.auth.credentials import CREDENTIAL_HEADERS, PROVIDER_CREDENTIAL_HEADERS, QUERY_KEY
 from sidegate.context import RequestContext
 from sidegate.errors import GatewayError
+from sidegate.formats.registry import FORMATS
+from sidegate.formats.stream import StreamReader
 from sidegate.governance.tags import TAG_HEADERS, UPSTREAM_TAG_HEADER
-from sidegate.ingress.registry import FORMATS
 from sidegate.policy.compiled import Service, Target
 from sidegate.translate import Translation, plan
 from sidegate.upstream import client
 from sidegate.upstream.http1.errors import ConnectTimeout, UpstreamBroken
 from sidegate.upstream.mock.model import MockReply, mock_reply
 from sidegate.upstream.services import AttemptTracing, UpstreamServices
-from sidegate.upstream.sse import StreamReader
 
 # Caller headers never forwarded: hop-by-hop ones, ones the client computes, credentials (replaced
 # below) and sidegate's own tag headers (re-sent merged when the policy says so).

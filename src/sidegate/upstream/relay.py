@@ -23,6 +23,8 @@ from aiohttp import web
 
 from sidegate.context import RequestContext
 from sidegate.errors import GatewayError
+from sidegate.formats.sse import Event, SSESplitter
+from sidegate.formats.stream import JsonArrayFraming
 from sidegate.governance.guardrails.stream_guard import StreamGuard
 from sidegate.ingress.registry import FAMILIES, FORMATS, stream_error
 from sidegate.translate import StreamTranslator
@@ -31,7 +33,6 @@ from sidegate.upstream.client import Reply
 from sidegate.upstream.forward import failure_words, relayed_as_stream
 from sidegate.upstream.live import SHUTTING_DOWN, ShuttingDown, shutting_down_error
 from sidegate.upstream.services import UpstreamServices
-from sidegate.upstream.sse import Event, JsonArrayFraming, SSESplitter
 
 _UPSTREAM_READ_ERRORS = (TimeoutError, OSError)  # idle timeout; connection broken (UpstreamBroken)
 _STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
@@ -213,7 +214,7 @@ async def _relay_stream(ctx: RequestContext, reply: Reply, services: UpstreamSer
             ev, parsed = events.pop(0)
             await send(outbound.event(ev, parsed))
         failure: GatewayError | None = None
-        failure_kind = "api_error"  # the error's kind for a translated stream (rendered by the translation)
+        failure_category = "api_error"  # the error's category for a translated stream (rendered by the translation)
         chunks = reader.chunks
         while not outbound.blocked:
             await send([out for ev, parsed in events for out in outbound.event(ev, parsed)])
@@ -227,7 +228,7 @@ async def _relay_stream(ctx: RequestContext, reply: Reply, services: UpstreamSer
             except ShuttingDown:  # shutdown's grace period is over (`live.LiveRequests.end_all`)
                 ctx.usage_complete = False
                 ctx.error_code = SHUTTING_DOWN
-                failure, failure_kind = shutting_down_error(), SHUTTING_DOWN
+                failure, failure_category = shutting_down_error(), SHUTTING_DOWN
                 break
             except _UPSTREAM_READ_ERRORS as exc:
                 idle = isinstance(exc, TimeoutError)
@@ -255,7 +256,7 @@ async def _relay_stream(ctx: RequestContext, reply: Reply, services: UpstreamSer
             await send(outbound.finish())
         if failure is not None:  # nothing may follow the error event
             # the text the output guard holds goes first, scanned as final (masked, or the block instead)
-            ending = (translator.error(failure.status, failure_kind, failure.message) if translator is not None
+            ending = (translator.error(failure.status, failure_category, failure.message) if translator is not None
                       else [stream_error(ctx.fmt.name, failure, ctx.request_id)])
             await send(outbound.fail(ending))
         if array is not None:

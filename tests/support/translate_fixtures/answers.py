@@ -19,7 +19,7 @@ from tests.support.fakes import (
 )
 
 from sidegate import apis
-from sidegate.ingress.base import TokenUsage
+from sidegate.formats.base import TokenUsage
 
 TOOLS_REQ = {"tools": [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]}
 

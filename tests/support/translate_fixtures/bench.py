@@ -14,8 +14,8 @@ from tests.e2e.test_claude_code_wire import BODY as CLAUDE_CODE_BODY
 from tests.support.translate_fixtures import answers, requests
 
 from sidegate import apis
+from sidegate.formats.sse import SSESplitter
 from sidegate.translate import Translation
-from sidegate.upstream.sse import SSESplitter
 
 
 def per_call(fn: Callable[[], object], seconds: float = 1.0) -> float:

@@ -8,8 +8,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sidegate.ingress.base import TokenUsage
-from sidegate.upstream.sse import SSESplitter
+from sidegate.formats.base import TokenUsage
+from sidegate.formats.sse import SSESplitter
 
 
 @dataclass

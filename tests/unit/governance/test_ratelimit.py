@@ -73,7 +73,7 @@ async def test_user_default_admits_exactly_the_limit_then_refuses_with_retry_aft
     assert await admitted(limiter, ALICE, 60) == 60
     clock.advance(10)
     err = await refusal(limiter, ALICE)
-    assert (err.status, err.code, err.kind) == (429, "rate_limit_exceeded", "rate_limit_error")
+    assert (err.status, err.code, err.error_type) == (429, "rate_limit_exceeded", "rate_limit_error")
     assert "user_default: 60 requests per minute" in err.message
     assert err.headers == {"Retry-After": "50", "x-ratelimit-limit-requests": "60",
                            "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "50s"}

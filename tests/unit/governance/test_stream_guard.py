@@ -14,6 +14,7 @@ import pytest
 
 from sidegate import apis
 from sidegate.auth.principal import PrincipalInfo
+from sidegate.formats.sse import SSESplitter
 from sidegate.governance.guardrails.checks import ActiveGuardrails, Guardrails
 from sidegate.governance.guardrails.detectors import mask_text
 from sidegate.governance.guardrails.stream_guard import StreamGuard
@@ -25,7 +26,6 @@ from sidegate.upstream.mock.render import (
     gemini_events,
     responses_events,
 )
-from sidegate.upstream.sse import SSESplitter
 
 ALICE = PrincipalInfo("alice@example.com", "user", frozenset())
 PII_MASK = {"name": "pii", "phase": "output", "detect": {"pii": ["email", "phone", "credit_card"]}, "action": "mask"}

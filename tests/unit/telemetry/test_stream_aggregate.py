@@ -1,4 +1,4 @@
-"""Streams folded into one answer (`sidegate.telemetry.stream_aggregate`): for every caller format,
+"""Streams folded into one answer (`sidegate.formats.registry`): for every caller format,
 the aggregated object read by the official SDK as a whole answer shows what the SDK's own stream
 accumulator shows for the stream (text, thinking, tool calls with joined arguments, finish, usage,
 model, ids), on provider streams and on streams sidegate translated; the mock provider's streams
@@ -18,7 +18,7 @@ from tests.support.translate_fixtures import answers as fx
 from tests.unit.translate.test_translate_answers import CALLERS, JSON_VIEWS, STREAM_VIEWS, run_stream, translation
 
 from sidegate import apis
-from sidegate.telemetry.stream_aggregate import AGGREGATORS, aggregate, aggregate_chunks
+from sidegate.formats.registry import AGGREGATORS, aggregate, aggregate_chunks
 from sidegate.upstream.mock import render as mock
 
 

@@ -15,8 +15,8 @@ from tests.support.translate_fixtures import answers as fx
 from tests.support.translate_fixtures import sdk_view
 
 from sidegate import apis
+from sidegate.formats.sse import SSESplitter
 from sidegate.translate import Translation
-from sidegate.upstream.sse import SSESplitter
 
 REQUESTS: dict[str, dict[str, Any]] = {
     apis.OPENAI_CHAT: {"model": "asked-model", "messages": [{"role": "user", "content": "hi"}],

@@ -13,8 +13,8 @@ from tests.support.fakes import anthropic_wire, error_body, gemini_wire, openai_
 from tests.support.translate_fixtures.sdk_view import events
 
 from sidegate import apis
+from sidegate.formats.sse import SSESplitter
 from sidegate.translate import Translation
-from sidegate.upstream.sse import SSESplitter
 
 BASE = {
     apis.OPENAI_CHAT: {"model": "m", "messages": [{"role": "user", "content": "hi"}]},

@@ -17,7 +17,7 @@ from tests.support.translate_fixtures.schema_check import (
 
 from sidegate import apis
 from sidegate.translate import Translation, TranslationError
-from sidegate.translate.gemini_generate import SKIP_SIGNATURE
+from sidegate.translate.codecs.gemini_generate.request import SKIP_SIGNATURE
 
 CHECKERS = {
     apis.OPENAI_CHAT: openai_chat_problems,
@@ -359,10 +359,10 @@ def test_advisory_fields_are_accepted() -> None:
 
 
 ADVISORY_CODECS = [
-    (apis.OPENAI_CHAT, "sidegate.translate.openai_chat"),
-    (apis.OPENAI_RESPONSES, "sidegate.translate.openai_responses"),
-    (apis.ANTHROPIC_MESSAGES, "sidegate.translate.anthropic_messages"),
-    (apis.GEMINI_GENERATE, "sidegate.translate.gemini_generate"),
+    (apis.OPENAI_CHAT, "sidegate.translate.codecs.openai_chat.request"),
+    (apis.OPENAI_RESPONSES, "sidegate.translate.codecs.openai_responses.request"),
+    (apis.ANTHROPIC_MESSAGES, "sidegate.translate.codecs.anthropic_messages.request"),
+    (apis.GEMINI_GENERATE, "sidegate.translate.codecs.gemini_generate.request"),
 ]
 
 

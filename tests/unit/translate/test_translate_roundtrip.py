@@ -14,9 +14,9 @@ from tests.support.translate_fixtures.schema_check import anthropic_messages_pro
 from tests.support.translate_fixtures.sdk_view import events
 
 from sidegate import apis
+from sidegate.formats.sse import SSESplitter
 from sidegate.translate import Translation
-from sidegate.translate.gemini_generate import SKIP_SIGNATURE
-from sidegate.upstream.sse import SSESplitter
+from sidegate.translate.codecs.gemini_generate.request import SKIP_SIGNATURE
 
 WEATHER_TOOL = {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
 TIME_TOOL = {"name": "get_time", "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}}}

@@ -22,11 +22,11 @@ from typing import Any
 import orjson
 
 from sidegate import apis
+from sidegate.formats.sse import Event, json_event
 from sidegate.governance.guardrails.compiled import Decisions, GuardrailBlocked, PhasePlan
 from sidegate.governance.guardrails.detectors import Finding, mask_text
 from sidegate.governance.guardrails.stream_text import TextChannel
 from sidegate.ingress.registry import stream_error
-from sidegate.upstream.sse import Event
 
 Key = tuple[Any, ...]
 # A format's handler: the bytes to send for an event, or None to send it as it came.
@@ -121,11 +121,7 @@ class StreamGuard:
 
     def feed(self, ev: Event) -> list[bytes]:
         """The bytes to send for this event (nothing once blocked)."""
-        try:
-            obj: Any = orjson.loads(ev.data) if ev.data[:1] == b"{" else None
-        except orjson.JSONDecodeError:
-            obj = None
-        return self.feed_json(ev, obj if isinstance(obj, dict) else None)
+        return self.feed_json(ev, json_event(ev.data)[0] if ev.data[:1] == b"{" else None)
 
     def feed_json(self, ev: Event, obj: dict[str, Any] | None) -> list[bytes]:
         """`feed` for an event already parsed: `obj` is its JSON object (None when it carries none),

@@ -10,7 +10,7 @@ aggregation and size checks cost CPU proportional to the payloads.
   `?key=`), and top-level body fields named like a credential (`api_key`, `key`, `token`, …) have
   their value replaced by `<REDACTED>`.
 * Response: the bytes the caller received. A stream is stored as the one answer object of the
-  caller's format (`stream_aggregate`); a stream that cannot be folded is stored as sent, with
+  caller's format (`formats.registry.aggregate`); a stream that cannot be folded is stored as sent, with
   `STREAM_AGGREGATION_FAILED`.
 * Blocked: a request an input guardrail refused is not stored (`REQUEST_BLOCKED_BY_GUARDRAIL`): it
   was not forwarded, and it holds what the guardrail found (a key, PII) unmasked.
@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from sidegate.formats.registry import AGGREGATORS, aggregate, aggregate_chunks
 from sidegate.telemetry.inference.row import (
     MAX_REQUEST_SIZE_EXCEEDED,
     MAX_RESPONSE_SIZE_EXCEEDED,
@@ -33,7 +34,6 @@ from sidegate.telemetry.inference.row import (
     STREAM_AGGREGATION_FAILED,
     InferenceRow,
 )
-from sidegate.telemetry.stream_aggregate import AGGREGATORS, aggregate, aggregate_chunks
 from sidegate.telemetry.usage.row import UsageRow
 
 REDACTED = "<REDACTED>"

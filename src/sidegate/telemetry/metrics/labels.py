@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sidegate.ingress.registry import FORMATS
+from sidegate.formats.registry import FORMATS
 from sidegate.telemetry.genai import OPERATIONS, PROVIDERS
 
 LABEL_VALUE_CAP = 1000

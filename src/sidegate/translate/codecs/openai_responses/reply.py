@@ -14,11 +14,11 @@ from typing import Any
 
 import orjson
 
-from sidegate.ingress.base import TokenUsage
+from sidegate.formats.base import TokenUsage
 from sidegate.translate import carry
 from sidegate.translate import errors as e
 from sidegate.translate import neutral as n
-from sidegate.translate.openai_chat_reply import error_object as chat_error_object
+from sidegate.translate.codecs.openai_chat.reply import error_object as chat_error_object
 from sidegate.translate.schema import CUSTOM_INPUT, NAMESPACE_SEP
 from sidegate.translate.wire import new_id
 
@@ -153,4 +153,4 @@ def encode_error(err: e.ApiError) -> tuple[int, dict[str, Any]]:
 
 def failure(err: e.ApiError) -> dict[str, Any]:
     """The `error` of a failed Response (its codes are a fixed set)."""
-    return {"code": ERROR_CODES.get(err.kind, "server_error"), "message": err.message}
+    return {"code": ERROR_CODES.get(err.category, "server_error"), "message": err.message}

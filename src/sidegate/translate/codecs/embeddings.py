@@ -16,7 +16,9 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from sidegate.ingress.base import TokenUsage, as_int
+from sidegate.formats.base import TokenUsage
+from sidegate.formats.gemini import embed_usage
+from sidegate.formats.openai import embeddings_usage
 from sidegate.translate.errors import invalid, unsupported
 from sidegate.translate.fields import int_field, objects, out_of_range, str_field, want_list, want_num, want_str, wrong
 
@@ -88,8 +90,7 @@ def _vector(value: Any, field: str) -> list[float]:
 def openai_decode_response(obj: dict[str, Any]) -> Embeddings:
     items = [(int_field(d, "index", where) or 0, where, d) for where, d in objects(obj, "data")]
     items.sort(key=lambda item: item[0])
-    usage = obj.get("usage")
-    tokens = TokenUsage(input=as_int(usage.get("prompt_tokens"))) if isinstance(usage, dict) else None
+    tokens = embeddings_usage(obj.get("usage"))
     return Embeddings([_vector(d.get("embedding"), f"{where}.embedding") for _, where, d in items], tokens)
 
 
@@ -147,14 +148,9 @@ def gemini_encode_batch(req: EmbedRequest, model: str, stream: bool, stream_usag
     return {"requests": requests}
 
 
-def _gemini_usage(obj: dict[str, Any]) -> TokenUsage | None:
-    meta = obj.get("usageMetadata")
-    return TokenUsage(input=as_int(meta.get("promptTokenCount"))) if isinstance(meta, dict) else None
-
-
 def gemini_decode_batch_response(obj: dict[str, Any]) -> Embeddings:
     vectors = [_vector(e.get("values"), f"{where}.values") for where, e in objects(obj, "embeddings")]
-    return Embeddings(vectors, _gemini_usage(obj))
+    return Embeddings(vectors, embed_usage(obj.get("usageMetadata")))
 
 
 def gemini_encode_embed_response(answer: Embeddings, req: EmbedRequest, model: str) -> dict[str, Any]:

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sidegate.ingress.base import TokenUsage
+from sidegate.formats.base import TokenUsage
 from sidegate.translate import neutral as n
-from sidegate.translate.errors import ApiError, upstream_error
-from sidegate.translate.fields import event_object, int_field, obj_field, objects, str_field
-from sidegate.translate.openai_chat_reply import (
+from sidegate.translate.codecs.openai_chat.reply import (
     FINISH_IN,
     FINISH_OUT,
     chat_id,
@@ -24,6 +22,8 @@ from sidegate.translate.openai_chat_reply import (
     usage_in,
     usage_out,
 )
+from sidegate.translate.errors import ApiError, upstream_error
+from sidegate.translate.fields import event_object, int_field, obj_field, objects, str_field
 from sidegate.translate.wire import DONE, new_id, now, sse, str_or
 
 
@@ -42,7 +42,7 @@ class ChatStreamDecoder:
             code = err.get("code")
             status = code if isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599 else 500
             failure = upstream_error(status, str_or(err.get("message"), "") or None)
-            return [n.StreamError(failure.status, failure.kind, failure.message)]
+            return [n.StreamError(failure.status, failure.category, failure.message)]
         out: list[n.Event] = []
         if not self._started:
             self._started = True
@@ -124,7 +124,7 @@ class ChatStreamEncoder:
             return []
         if isinstance(ev, n.StreamError):
             self._ended = True
-            return [sse(error_object(ApiError(ev.status, ev.kind, ev.message)))]
+            return [sse(error_object(ApiError(ev.status, ev.category, ev.message)))]
         return self._end()
 
     def _end(self) -> list[bytes]:

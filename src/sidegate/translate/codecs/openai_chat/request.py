@@ -66,10 +66,10 @@ def _texts(content: Any, field: str) -> list[Text]:
     out = []
     for j, part in enumerate(want_list(content, field)):
         where = f"{field}[{j}]"
-        kind = str_field(want_obj(part, where), "type", where)
-        if kind == "text":
+        type_name = str_field(want_obj(part, where), "type", where)
+        if type_name == "text":
             out.append(Text(str_field(part, "text", where) or ""))
-        elif kind == "refusal":
+        elif type_name == "refusal":
             out.append(Text(str_field(part, "refusal", where) or ""))
         else:
             raise unsupported(where, API, "only text parts are allowed here")
@@ -108,15 +108,15 @@ def _user_parts(content: Any, field: str) -> list[Part]:
     parts: list[Part] = []
     for j, part in enumerate(content):
         where = f"{field}[{j}]"
-        kind = str_field(want_obj(part, where), "type", where)
-        if kind == "text":
+        type_name = str_field(want_obj(part, where), "type", where)
+        if type_name == "text":
             parts.append(Text(str_field(part, "text", where) or ""))
-        elif kind == "image_url":
+        elif type_name == "image_url":
             parts.append(_image(part, where))
-        elif kind == "file":
+        elif type_name == "file":
             parts.append(_file(part, where))
         else:
-            raise unsupported(where, "the destination", f"content part type {kind!r}")
+            raise unsupported(where, "the destination", f"content part type {type_name!r}")
     return parts
 
 
@@ -204,17 +204,17 @@ def _tool_choice(raw: Any) -> ToolChoice | None:
 
 def _response_format(body: dict[str, Any]) -> ResponseFormat | None:
     raw = obj_field(body, "response_format")
-    kind = str_field(raw, "type", "response_format") if raw is not None else None
-    if raw is None or kind in (None, "text"):
+    type_name = str_field(raw, "type", "response_format") if raw is not None else None
+    if raw is None or type_name in (None, "text"):
         return None
-    if kind == "json_object":
+    if type_name == "json_object":
         return ResponseFormat("json_object")
     where = "response_format.json_schema"
     spec = obj_field(raw, "json_schema", "response_format")
-    if kind == "json_schema" and spec is not None:
+    if type_name == "json_schema" and spec is not None:
         return ResponseFormat("json_schema", obj_field(spec, "schema", where) or {}, str_field(spec, "name", where),
                               bool_field(spec, "strict", where), str_field(spec, "description", where))
-    raise unsupported("response_format", "the destination", f"type {kind!r}")
+    raise unsupported("response_format", "the destination", f"type {type_name!r}")
 
 
 def decode_request(body: dict[str, Any]) -> Request:
@@ -329,7 +329,7 @@ def _encode_choice(choice: ToolChoice) -> Any:
 
 
 def _encode_format(fmt: ResponseFormat) -> dict[str, Any]:
-    if fmt.kind == "json_object":
+    if fmt.format_type == "json_object":
         return {"type": "json_object"}
     spec: dict[str, Any] = {"name": fmt.name or "response", "schema": fmt.schema or {}}
     if fmt.description:

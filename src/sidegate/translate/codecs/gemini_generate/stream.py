@@ -12,12 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sidegate.ingress.base import TokenUsage
+from sidegate.formats.base import TokenUsage
 from sidegate.translate import neutral as n
-from sidegate.translate.errors import ApiError, kind_for_status
-from sidegate.translate.fields import event_object, obj_field, str_field
-from sidegate.translate.gemini_reply import (
-    ERROR_KINDS,
+from sidegate.translate.codecs.gemini_generate.reply import (
+    ERROR_CATEGORIES,
     blocked,
     candidate,
     decode_part,
@@ -28,6 +26,8 @@ from sidegate.translate.gemini_reply import (
     usage_in,
     usage_out,
 )
+from sidegate.translate.errors import ApiError, category_for_status
+from sidegate.translate.fields import event_object, obj_field, str_field
 from sidegate.translate.wire import new_id, now, sse, str_or, tool_input
 
 
@@ -43,8 +43,8 @@ class GeminiStreamDecoder:
         if (err := obj_field(obj, "error")) is not None:
             code = err.get("code")
             status = code if isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599 else 500
-            kind = ERROR_KINDS.get(str(err.get("status"))) or kind_for_status(status)
-            return [n.StreamError(status, kind, str_or(err.get("message"), "upstream error"))]
+            type_name = ERROR_CATEGORIES.get(str(err.get("status"))) or category_for_status(status)
+            return [n.StreamError(status, type_name, str_or(err.get("message"), "upstream error"))]
         out: list[n.Event] = []
         if not self._started:
             self._started = True
@@ -142,7 +142,7 @@ class GeminiStreamEncoder:
             self._finish = ev.reason
         elif isinstance(ev, n.StreamError):
             self._ended = True
-            return [sse(error_object(ApiError(ev.status, ev.kind, ev.message)))]
+            return [sse(error_object(ApiError(ev.status, ev.category, ev.message)))]
         elif isinstance(ev, n.End):
             return self._end()
         return []

@@ -1,19 +1,20 @@
-"""What every API format provides to the pipeline: request parsing, error rendering in its own
-shape, and token usage read from its answers (JSON or SSE stream)."""
+"""What every API format provides: the request fields the pipeline reads, the token usage of its
+answers (JSON or SSE stream) and the fold of its streams; the shared token arithmetic."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
-
-import orjson
+from typing import Any, ClassVar, Protocol
 
 from sidegate.errors import GatewayError
+from sidegate.formats.sse import json_event
 
 
 @dataclass(slots=True)
 class TokenUsage:
-    """Token counts normalised as described in `telemetry.usage.row`."""
+    """Token counts normalised as the usage table has them: `input` includes cache reads and writes,
+    `output` includes reasoning. Each format's one reader (`ApiFormat.usage_from_json`, its stream
+    observer) gives these; the translated answer and the usage row both come from that reader."""
 
     input: int = 0
     output: int = 0
@@ -64,16 +65,12 @@ class StreamObserver:
         if data == b"[DONE]":
             self.on_done()
             return False
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            self.broken = "an event whose data is not JSON"
+        obj, problem = json_event(data)
+        if obj is None:
+            self.broken = problem
             return False
-        if isinstance(obj, dict):
-            self.parsed = obj
-            return self.on_json(event, obj)
-        self.broken = "an event whose data is not a JSON object"
-        return False
+        self.parsed = obj
+        return self.on_json(event, obj)
 
     def on_done(self) -> None:
         """`data: [DONE]`: the end of an OpenAI chat stream; other formats ignore it."""
@@ -91,6 +88,14 @@ class StreamObserver:
         self._usage = value
 
 
+class Aggregator(Protocol):
+    """A stream folded into the answer a whole call gives (`registry.aggregate`)."""
+
+    def add(self, event: str | None, obj: dict[str, Any]) -> None: ...
+
+    def result(self) -> dict[str, Any]: ...
+
+
 class ApiFormat:
     """One wire format (see `sidegate.apis`). Subclasses set the class attributes."""
 
@@ -99,6 +104,7 @@ class ApiFormat:
     has_body: ClassVar[bool] = True
     model_in_url: ClassVar[bool] = False
     counts_tokens_only: ClassVar[bool] = False  # count_tokens calls: nothing generated, nothing billed
+    aggregator: ClassVar[type[Aggregator] | None] = None  # the stream fold, for formats that stream
 
     def parse(self, body: dict[str, Any], url_model: str | None, url_stream: bool) -> tuple[str, bool]:
         """The model service asked for and whether a stream is wanted."""

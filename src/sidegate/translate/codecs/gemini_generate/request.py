@@ -345,7 +345,7 @@ def _generation_config(req: Request) -> dict[str, Any]:
     fmt = req.response_format
     if fmt is not None:
         config["responseMimeType"] = "application/json"
-        if fmt.kind == "json_schema":
+        if fmt.format_type == "json_schema":
             config["responseJsonSchema"] = without_meta(fmt.schema or {})
     reasoning = req.reasoning
     if reasoning is not None and reasoning.enabled:

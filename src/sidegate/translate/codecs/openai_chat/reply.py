@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sidegate.errors import default_kind
-from sidegate.ingress.base import TokenUsage, as_int
+from sidegate.errors import default_error_type
+from sidegate.formats.base import TokenUsage
+from sidegate.formats.openai import chat_usage
 from sidegate.translate import neutral as n
 from sidegate.translate.errors import BILLING, ApiError, upstream_error
 from sidegate.translate.fields import checked_usage, int_field, obj_field, objects, str_field
@@ -19,21 +20,9 @@ FINISH_OUT = {n.STOP: "stop", n.STOP_SEQUENCE: "stop", n.LENGTH: "length", n.TOO
 THINKING_KEYS = ("reasoning_content", "reasoning")  # non-standard, as vLLM / Ollama / DeepSeek send it
 
 
-def _details(usage: dict[str, Any], key: str, field: str) -> int:
-    details = usage.get(key)
-    return as_int(details.get(field)) if isinstance(details, dict) else 0
-
-
 def usage_in(usage: Any) -> TokenUsage | None:
-    if not isinstance(usage, dict):
-        return None
-    return checked_usage(TokenUsage(
-        input=as_int(usage.get("prompt_tokens")),
-        output=as_int(usage.get("completion_tokens")),
-        cache_read=_details(usage, "prompt_tokens_details", "cached_tokens"),
-        cache_creation=_details(usage, "prompt_tokens_details", "cache_write_tokens"),
-        reasoning=_details(usage, "completion_tokens_details", "reasoning_tokens"),
-    ), "usage")
+    """The format's one usage reader (`formats.openai`), range-checked."""
+    return checked_usage(chat_usage(usage), "usage")
 
 
 def usage_out(usage: TokenUsage | None) -> dict[str, Any]:
@@ -123,8 +112,8 @@ def decode_error(status: int, obj: dict[str, Any]) -> ApiError:
     error = obj.get("error") if isinstance(obj.get("error"), dict) else {}
     assert isinstance(error, dict)
     code = error.get("code") or error.get("type")
-    kind = BILLING if code == "insufficient_quota" else None
-    return upstream_error(status, str_or(error.get("message"), "") or None, kind, str(code) if code else None)
+    category = BILLING if code == "insufficient_quota" else None
+    return upstream_error(status, str_or(error.get("message"), "") or None, category, str(code) if code else None)
 
 
 _TYPES = {BILLING: "insufficient_quota"}
@@ -132,8 +121,9 @@ _TYPES = {BILLING: "insufficient_quota"}
 
 def error_object(err: ApiError) -> dict[str, Any]:
     status = err.status_for("openai")
-    return {"error": {"message": err.message, "type": _TYPES.get(err.kind) or default_kind(status), "param": None,
-                      "code": err.code or err.kind}}
+    error_type = _TYPES.get(err.category) or default_error_type(status)
+    return {"error": {"message": err.message, "type": error_type, "param": None,
+                      "code": err.code or err.category}}
 
 
 def encode_error(err: ApiError) -> tuple[int, dict[str, Any]]:

@@ -15,10 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sidegate.ingress.base import TokenUsage
+from sidegate.formats.base import TokenUsage
 from sidegate.translate import neutral as n
-from sidegate.translate.errors import ApiError
-from sidegate.translate.openai_responses_reply import (
+from sidegate.translate.codecs.openai_responses.reply import (
     call_item,
     custom_input,
     custom_names,
@@ -31,12 +30,13 @@ from sidegate.translate.openai_responses_reply import (
     status_of,
     usage_out,
 )
+from sidegate.translate.errors import ApiError
 from sidegate.translate.wire import new_id, now, sse
 
 
 @dataclass(slots=True)
 class _Item:
-    kind: str  # reasoning | message | call
+    item_type: str  # reasoning | message | call
     index: int  # output_index
     id: str
     text: list[str] = field(default_factory=list)  # summary text, output text or argument fragments
@@ -65,8 +65,8 @@ class ResponsesStreamEncoder:
         self._started = False
         self._ended = False
 
-    def _event(self, kind: str, **fields: Any) -> bytes:
-        block = sse({"type": kind, "sequence_number": self._seq, **fields}, kind)
+    def _event(self, item_type: str, **fields: Any) -> bytes:
+        block = sse({"type": item_type, "sequence_number": self._seq, **fields}, item_type)
         self._seq += 1
         return block
 
@@ -85,14 +85,14 @@ class ResponsesStreamEncoder:
         self._items.append(item)
         return self._event("response.output_item.added", output_index=state.index, item=item)
 
-    def _open_item(self, kind: str) -> list[bytes]:
+    def _open_item(self, item_type: str) -> list[bytes]:
         out = self._close_all()
-        prefix = {"reasoning": "rs_", "message": "msg_"}[kind]
-        state = self._current = _Item(kind, len(self._items), new_id(prefix))
-        item = reasoning_item(state.id, "", None, None, "in_progress") if kind == "reasoning" else message_item(
+        prefix = {"reasoning": "rs_", "message": "msg_"}[item_type]
+        state = self._current = _Item(item_type, len(self._items), new_id(prefix))
+        item = reasoning_item(state.id, "", None, None, "in_progress") if item_type == "reasoning" else message_item(
             state.id, "", "in_progress")
         out.append(self._open(item, state))
-        if kind == "message":
+        if item_type == "message":
             state.opened_part = True
             out.append(self._event("response.content_part.added", item_id=state.id, output_index=state.index,
                                    content_index=0, part={"type": "output_text", "text": "", "annotations": [],
@@ -106,7 +106,7 @@ class ResponsesStreamEncoder:
             return self._start(ev)
         out = [] if self._started or isinstance(ev, n.StreamError) else self._start(None)
         if isinstance(ev, n.TextDelta):
-            if self._current is None or self._current.kind != "message" or self._calls:
+            if self._current is None or self._current.item_type != "message" or self._calls:
                 out += self._open_item("message")
             assert self._current is not None
             self._current.text.append(ev.text)
@@ -130,7 +130,7 @@ class ResponsesStreamEncoder:
         elif isinstance(ev, n.UsageUpdate):
             self._usage = ev.usage
         elif isinstance(ev, n.StreamError):
-            out += self._fail(ApiError(ev.status, ev.kind, ev.message))
+            out += self._fail(ApiError(ev.status, ev.category, ev.message))
         else:
             out += self._end()
         return out
@@ -147,7 +147,7 @@ class ResponsesStreamEncoder:
 
     def _thinking(self, ev: n.ThinkingDelta) -> list[bytes]:
         out: list[bytes] = []
-        if ev.redacted or self._current is None or self._current.kind != "reasoning" or self._calls:
+        if ev.redacted or self._current is None or self._current.item_type != "reasoning" or self._calls:
             out += self._open_item("reasoning")
         state = self._current
         assert state is not None
@@ -173,7 +173,7 @@ class ResponsesStreamEncoder:
         text = "".join(state.text)
         where = {"item_id": state.id, "output_index": state.index}
         out: list[bytes] = []
-        if state.kind == "reasoning":
+        if state.item_type == "reasoning":
             item = reasoning_item(state.id, text, state.origin, state.signature)
             if state.opened_part:
                 part = {"type": "summary_text", "text": text}

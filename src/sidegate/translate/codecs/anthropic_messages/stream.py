@@ -14,11 +14,11 @@ from typing import Any
 
 import orjson
 
-from sidegate.ingress.base import TokenUsage
+from sidegate.formats.base import TokenUsage
 from sidegate.translate import carry
 from sidegate.translate import neutral as n
-from sidegate.translate.anthropic_reply import (
-    ERROR_KINDS,
+from sidegate.translate.codecs.anthropic_messages.reply import (
+    ERROR_CATEGORIES,
     FAMILY,
     FINISH_IN,
     error_object,
@@ -27,7 +27,7 @@ from sidegate.translate.anthropic_reply import (
     usage_in,
     usage_out,
 )
-from sidegate.translate.errors import ApiError, kind_for_status
+from sidegate.translate.errors import ApiError, category_for_status
 from sidegate.translate.fields import event_object, int_field, obj_field, str_field
 from sidegate.translate.wire import new_id, now, safe_tool_id, sse, str_or
 
@@ -45,17 +45,17 @@ class AnthropicStreamDecoder:
 
     def feed(self, event: str | None, data: bytes) -> list[n.Event]:
         obj = event_object(data)
-        kind = str_field(obj, "type")
-        if kind == "content_block_delta":
+        type_name = str_field(obj, "type")
+        if type_name == "content_block_delta":
             return self._delta(obj)
-        if kind == "content_block_start":
+        if type_name == "content_block_start":
             return self._block_start(obj)
-        if kind == "message_start":
+        if type_name == "message_start":
             message = obj_field(obj, "message") or {}
             self._usage = usage_in(message.get("usage"))
             return [n.Start(str_field(message, "id", "message") or new_id("msg_"),
                             str_field(message, "model", "message") or "", now(), self._usage)]
-        if kind == "message_delta":
+        if type_name == "message_delta":
             out: list[n.Event] = []
             delta = obj_field(obj, "delta") or {}
             if (reason := str_field(delta, "stop_reason", "delta")) is not None:
@@ -66,13 +66,13 @@ class AnthropicStreamDecoder:
                 if self._usage is not None:
                     out.append(n.UsageUpdate(self._usage))
             return out
-        if kind == "message_stop":
+        if type_name == "message_stop":
             return [n.End()]
-        if kind == "error":
+        if type_name == "error":
             error = obj_field(obj, "error") or {}
             etype = str(error.get("type"))
             status = _STATUS.get(etype, 500)
-            return [n.StreamError(status, ERROR_KINDS.get(etype) or kind_for_status(status),
+            return [n.StreamError(status, ERROR_CATEGORIES.get(etype) or category_for_status(status),
                                   str_or(error.get("message"), etype))]
         return []
 
@@ -80,14 +80,14 @@ class AnthropicStreamDecoder:
         block = obj_field(obj, "content_block") or {}
         where = "content_block"
         index = int_field(obj, "index") or 0
-        kind = str_field(block, "type", where)
-        if kind == "text" and (text := str_field(block, "text", where)):
+        type_name = str_field(block, "type", where)
+        if type_name == "text" and (text := str_field(block, "text", where)):
             return [n.TextDelta(text)]
-        if kind == "thinking":
+        if type_name == "thinking":
             return [n.ThinkingDelta(str_field(block, "thinking", where) or "", origin=FAMILY)]
-        if kind == "redacted_thinking":
+        if type_name == "redacted_thinking":
             return [n.ThinkingDelta("", str_field(block, "data", where) or "", FAMILY, redacted=True)]
-        if kind == "tool_use":
+        if type_name == "tool_use":
             tool = self._tools[index] = len(self._tools)
             out: list[n.Event] = [n.ToolCallStart(tool, str_field(block, "id", where) or new_id("toolu_"),
                                                   str_field(block, "name", where) or "")]
@@ -98,16 +98,16 @@ class AnthropicStreamDecoder:
 
     def _delta(self, obj: dict[str, Any]) -> list[n.Event]:
         delta = obj_field(obj, "delta") or {}
-        kind = str_field(delta, "type", "delta")
-        if kind == "text_delta":
+        type_name = str_field(delta, "type", "delta")
+        if type_name == "text_delta":
             return [n.TextDelta(str_field(delta, "text", "delta") or "")]
-        if kind == "input_json_delta":
+        if type_name == "input_json_delta":
             tool = self._tools.get(int_field(obj, "index") or 0)
             fragment = str_field(delta, "partial_json", "delta")
             return [n.ToolArgsDelta(tool, fragment)] if tool is not None and fragment else []
-        if kind == "thinking_delta":
+        if type_name == "thinking_delta":
             return [n.ThinkingDelta(str_field(delta, "thinking", "delta") or "", origin=FAMILY)]
-        if kind == "signature_delta":
+        if type_name == "signature_delta":
             return [n.ThinkingDelta("", str_field(delta, "signature", "delta") or "", FAMILY)]
         return []
 
@@ -132,10 +132,10 @@ class AnthropicStreamEncoder:
         self._open = None
         return [sse({"type": "content_block_stop", "index": self._index}, "content_block_stop")]
 
-    def _open_block(self, kind: str, block: dict[str, Any]) -> list[bytes]:
+    def _open_block(self, type_name: str, block: dict[str, Any]) -> list[bytes]:
         out = self._close()
         self._index += 1
-        self._open = kind
+        self._open = type_name
         out.append(sse({"type": "content_block_start", "index": self._index, "content_block": block},
                        "content_block_start"))
         return out
@@ -182,7 +182,7 @@ class AnthropicStreamEncoder:
             self._usage = ev.usage
         elif isinstance(ev, n.StreamError):
             self._ended = True
-            out.append(sse(error_object(ApiError(ev.status, ev.kind, ev.message)), "error"))
+            out.append(sse(error_object(ApiError(ev.status, ev.category, ev.message)), "error"))
         else:
             out += self._end()
         return out

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sidegate.ingress.base import TokenUsage
-from sidegate.ingress.gemini import gemini_usage
+from sidegate.formats.base import TokenUsage
+from sidegate.formats.gemini import gemini_usage
 from sidegate.translate import carry
 from sidegate.translate import errors as e
 from sidegate.translate import neutral as n
@@ -25,7 +25,7 @@ FINISH_IN = {"STOP": n.STOP, "MAX_TOKENS": n.LENGTH, "MALFORMED_FUNCTION_CALL": 
              "UNEXPECTED_TOOL_CALL": n.ERROR, **{name: n.CONTENT_FILTER for name in _FILTERED}}
 FINISH_OUT = {n.STOP: "STOP", n.STOP_SEQUENCE: "STOP", n.TOOL_CALLS: "STOP", n.LENGTH: "MAX_TOKENS",
               n.CONTENT_FILTER: "SAFETY", n.ERROR: "OTHER"}
-ERROR_KINDS = {"INVALID_ARGUMENT": e.INVALID_REQUEST, "FAILED_PRECONDITION": e.INVALID_REQUEST,
+ERROR_CATEGORIES = {"INVALID_ARGUMENT": e.INVALID_REQUEST, "FAILED_PRECONDITION": e.INVALID_REQUEST,
                "OUT_OF_RANGE": e.INVALID_REQUEST, "UNAUTHENTICATED": e.AUTHENTICATION,
                "PERMISSION_DENIED": e.PERMISSION, "NOT_FOUND": e.NOT_FOUND, "RESOURCE_EXHAUSTED": e.RATE_LIMIT,
                "UNAVAILABLE": e.OVERLOADED, "DEADLINE_EXCEEDED": e.TIMEOUT, "INTERNAL": e.SERVER}
@@ -160,7 +160,7 @@ def decode_error(status: int, obj: dict[str, Any]) -> e.ApiError:
     assert isinstance(error, dict)
     name = error.get("status")
     message = str_or(error.get("message"), "") or None
-    return e.upstream_error(status, message, ERROR_KINDS.get(str(name)), str(name) if name else None)
+    return e.upstream_error(status, message, ERROR_CATEGORIES.get(str(name)), str(name) if name else None)
 
 
 def error_object(err: e.ApiError) -> dict[str, Any]:

@@ -68,20 +68,20 @@ def _content_parts(content: Any, field: str) -> list[Part]:
     parts: list[Part] = []
     for j, part in enumerate(content):
         where = f"{field}[{j}]"
-        kind = str_field(want_obj(part, where), "type", where)
-        if kind in ("input_text", "output_text", "text"):
+        type_name = str_field(want_obj(part, where), "type", where)
+        if type_name in ("input_text", "output_text", "text"):
             parts.append(Text(str_field(part, "text", where) or ""))
-        elif kind == "refusal":
+        elif type_name == "refusal":
             parts.append(Text(str_field(part, "refusal", where) or ""))
-        elif kind == "input_image":
+        elif type_name == "input_image":
             url = str_field(part, "image_url", where)
             if url is None:
                 raise unsupported(f"{where}.file_id", "the destination", "uploaded OpenAI files live on OpenAI")
             parts.append(media.from_url(url, str_field(part, "detail", where)))
-        elif kind == "input_file":
+        elif type_name == "input_file":
             parts.append(_file(part, where))
         else:
-            raise unsupported(where, "the destination", f"content part type {kind!r}")
+            raise unsupported(where, "the destination", f"content part type {type_name!r}")
     return parts
 
 
@@ -136,31 +136,31 @@ class _Decoder:
             self.messages.append(Message(role, [part]))
 
     def item(self, item: Any, field: str) -> None:
-        kind = str_field(want_obj(item, field), "type", field) or "message"
-        if kind == "message":
+        type_name = str_field(want_obj(item, field), "type", field) or "message"
+        if type_name == "message":
             self.message(item, field)
-        elif kind in ("function_call", "custom_tool_call"):
+        elif type_name in ("function_call", "custom_tool_call"):
             call_id = str_field(item, "call_id", field) or str_field(item, "id", field) or ""
             name = str_field(item, "name", field) or ""
             if namespace := str_field(item, "namespace", field):
                 name = namespaced(namespace, name)
             self.names[call_id] = name
-            custom = kind == "custom_tool_call"
+            custom = type_name == "custom_tool_call"
             if custom:
                 args = orjson.dumps({"input": str_field(item, "input", field) or ""}).decode()
             else:
                 args = str_field(item, "arguments", field) or "{}"
             self.add("assistant", ToolCall(call_id, name, args, custom=custom))
-        elif kind in ("function_call_output", "custom_tool_call_output"):
+        elif type_name in ("function_call_output", "custom_tool_call_output"):
             call_id = str_field(item, "call_id", field) or ""
             self.add("user", ToolResult(call_id, _output_parts(item.get("output"), f"{field}.output"),
-                                        name=self.names.get(call_id), custom=kind == "custom_tool_call_output"))
-        elif kind == "reasoning":
+                                        name=self.names.get(call_id), custom=type_name == "custom_tool_call_output"))
+        elif type_name == "reasoning":
             thinking = _reasoning_item(item, field)
             if thinking is not None:
                 self.add("assistant", thinking)
         else:
-            raise unsupported(field, "the destination", f"input item type {kind!r}")
+            raise unsupported(field, "the destination", f"input item type {type_name!r}")
 
     def message(self, item: dict[str, Any], field: str) -> None:
         role = str_field(item, "role", field)
@@ -202,10 +202,10 @@ def _tools(body: dict[str, Any], dropped: list[str]) -> list[Tool]:
     them, so they are left out and listed in `dropped` (forcing one with tool_choice is a 400)."""
     tools = []
     for where, tool in objects(body, "tools"):
-        kind = str_field(tool, "type", where)
-        if kind in ("function", "custom"):
+        type_name = str_field(tool, "type", where)
+        if type_name in ("function", "custom"):
             tools.append(_tool(tool, where, None))
-        elif kind == "namespace":
+        elif type_name == "namespace":
             namespace = str_field(tool, "name", where) or ""
             tools.extend(_tool(inner, field, namespace) for field, inner in objects(tool, "tools", where)
                          if inner.get("type") in ("function", "custom"))
@@ -231,16 +231,16 @@ def _tool_choice(raw: Any) -> ToolChoice | None:
 def _format(body: dict[str, Any]) -> ResponseFormat | None:
     text = obj_field(body, "text")
     fmt = obj_field(text, "format", "text") if text is not None else None
-    kind = str_field(fmt, "type", "text.format") if fmt is not None else None
-    if fmt is None or kind in (None, "text"):
+    type_name = str_field(fmt, "type", "text.format") if fmt is not None else None
+    if fmt is None or type_name in (None, "text"):
         return None
-    if kind == "json_object":
+    if type_name == "json_object":
         return ResponseFormat("json_object")
-    if kind == "json_schema":
+    if type_name == "json_schema":
         where = "text.format"
         return ResponseFormat("json_schema", obj_field(fmt, "schema", where) or {}, str_field(fmt, "name", where),
                               bool_field(fmt, "strict", where), str_field(fmt, "description", where))
-    raise unsupported("text.format", "the destination", f"type {kind!r}")
+    raise unsupported("text.format", "the destination", f"type {type_name!r}")
 
 
 def decode_request(body: dict[str, Any], stream: bool) -> Request:

@@ -15,7 +15,8 @@ from typing import Any
 
 import orjson
 
-from sidegate.translate import anthropic_messages, gemini_generate
+from sidegate.translate.codecs.anthropic_messages import request as anthropic_messages
+from sidegate.translate.codecs.gemini_generate import request as gemini_generate
 from sidegate.translate.fields import int_field, obj_field
 from sidegate.translate.neutral import Media, Request, Text, Thinking, ToolCall, ToolResult
 

@@ -71,13 +71,13 @@ ADVISORY = frozenset({"cache_control", "service_tier", "speed", "inference_geo",
 
 def _source(source: Any, field: str) -> Media:
     source = want_obj(source, field)
-    kind = str_field(source, "type", field)
-    if kind == "base64":
+    type_name = str_field(source, "type", field)
+    if type_name == "base64":
         return Media(str_field(source, "media_type", field) or None, data=str_field(source, "data", field) or "")
-    if kind == "url":
+    if type_name == "url":
         url = want_str(source.get("url"), f"{field}.url")
         return Media(guess_type(url), url=url)
-    raise unsupported(field, "the destination", f"source type {kind!r}")
+    raise unsupported(field, "the destination", f"source type {type_name!r}")
 
 
 def _block_texts(content: Any, field: str) -> list[Text]:
@@ -109,17 +109,17 @@ def _result_content(content: Any, field: str) -> list[Text | Media]:
     out: list[Text | Media] = []
     for j, block in enumerate(want_list(content, field) if content is not None else ()):
         where = f"{field}[{j}]"
-        kind = str_field(want_obj(block, where), "type", where)
-        if kind == "text":
+        type_name = str_field(want_obj(block, where), "type", where)
+        if type_name == "text":
             out.append(Text(str_field(block, "text", where) or ""))
-        elif kind == "image":
+        elif type_name == "image":
             out.append(_source(block.get("source"), f"{where}.source"))
-        elif kind == "document":
+        elif type_name == "document":
             part = _document(block, where)
             assert isinstance(part, Text | Media)
             out.append(part)
         else:
-            raise unsupported(where, "the destination", f"tool result block type {kind!r}")
+            raise unsupported(where, "the destination", f"tool result block type {type_name!r}")
     return out
 
 
@@ -138,29 +138,29 @@ def _blocks(content: Any, field: str, names: dict[str, str]) -> list[Part]:
     parts: list[Part] = []
     for j, block in enumerate(content):
         where = f"{field}[{j}]"
-        kind = str_field(want_obj(block, where), "type", where)
-        if kind == "text":
+        type_name = str_field(want_obj(block, where), "type", where)
+        if type_name == "text":
             parts.append(Text(str_field(block, "text", where) or ""))
-        elif kind == "image":
+        elif type_name == "image":
             parts.append(_source(block.get("source"), f"{where}.source"))
-        elif kind == "document":
+        elif type_name == "document":
             parts.append(_document(block, where))
-        elif kind == "tool_use":
+        elif type_name == "tool_use":
             call_id = str_field(block, "id", where) or ""
             names[call_id] = str_field(block, "name", where) or ""
             arguments = orjson.dumps(obj_field(block, "input", where) or {}).decode()
             parts.append(ToolCall(call_id, names[call_id], arguments))
-        elif kind == "tool_result":
+        elif type_name == "tool_result":
             call_id = str_field(block, "tool_use_id", where) or ""
             parts.append(ToolResult(call_id, _result_content(block.get("content"), f"{where}.content"),
                                     bool_field(block, "is_error", where) is True, names.get(call_id)))
-        elif kind == "thinking":
+        elif type_name == "thinking":
             parts.append(_thinking(str_field(block, "signature", where) or "",
                                    str_field(block, "thinking", where) or "", False))
-        elif kind == "redacted_thinking":
+        elif type_name == "redacted_thinking":
             parts.append(_thinking(str_field(block, "data", where) or "", "", True))
         else:
-            raise unsupported(where, "the destination", f"content block type {kind!r}")
+            raise unsupported(where, "the destination", f"content block type {type_name!r}")
     return parts
 
 
@@ -185,10 +185,10 @@ def _tool_choice(body: dict[str, Any]) -> tuple[ToolChoice | None, bool | None]:
     if raw is None:
         return None, None
     modes = {"auto": "auto", "any": "required", "none": "none", "tool": "tool"}
-    kind = str_field(raw, "type", "tool_choice")
-    mode = modes.get(kind or "")
+    type_name = str_field(raw, "type", "tool_choice")
+    mode = modes.get(type_name or "")
     if mode is None:
-        raise unsupported("tool_choice", "the destination", f"type {kind!r}")
+        raise unsupported("tool_choice", "the destination", f"type {type_name!r}")
     parallel = False if bool_field(raw, "disable_parallel_tool_use", "tool_choice") else None
     name = str_field(raw, "name", "tool_choice") if mode == "tool" else None
     return ToolChoice(mode, name), parallel  # type: ignore[arg-type]
@@ -209,9 +209,9 @@ def _format(config: dict[str, Any]) -> ResponseFormat | None:
     fmt = obj_field(config, "format", "output_config")
     if fmt is None:
         return None
-    kind = str_field(fmt, "type", "output_config.format")
-    if kind != "json_schema":
-        raise unsupported("output_config.format", "the destination", f"type {kind!r}")
+    type_name = str_field(fmt, "type", "output_config.format")
+    if type_name != "json_schema":
+        raise unsupported("output_config.format", "the destination", f"type {type_name!r}")
     return ResponseFormat("json_schema", obj_field(fmt, "schema", "output_config.format") or {})
 
 
@@ -256,15 +256,15 @@ def decode_request(body: dict[str, Any]) -> Request:
 
 
 def media_block(part: Media, field: str) -> dict[str, Any]:
-    kind = "image" if part.is_image else "document"
+    type_name = "image" if part.is_image else "document"
     if part.url is not None:
-        return {"type": kind, "source": {"type": "url", "url": part.url}}
+        return {"type": type_name, "source": {"type": "url", "url": part.url}}
     media_type = part.media_type or "image/jpeg"
-    if kind == "image" and media_type not in IMAGE_TYPES:
+    if type_name == "image" and media_type not in IMAGE_TYPES:
         raise unsupported(field, API, f"image type {media_type!r} (allowed: {', '.join(sorted(IMAGE_TYPES))})")
-    if kind == "document" and media_type != PDF:
+    if type_name == "document" and media_type != PDF:
         raise unsupported(field, API, f"inline document type {media_type!r} (allowed: {PDF})")
-    return {"type": kind, "source": {"type": "base64", "media_type": media_type, "data": part.data}}
+    return {"type": type_name, "source": {"type": "base64", "media_type": media_type, "data": part.data}}
 
 
 def _result_block(part: ToolResult, field: str) -> dict[str, Any]:
@@ -381,7 +381,7 @@ def encode_request(req: Request, model: str, stream: bool) -> dict[str, Any]:
         body["stop_sequences"] = req.stop
     fmt = req.response_format
     if fmt is not None:
-        if fmt.kind != "json_schema":
+        if fmt.format_type != "json_schema":
             raise unsupported("response_format", API, "JSON mode without a schema; give a json_schema")
         body["output_config"] = {"format": {"type": "json_schema", "schema": fmt.schema or {}}}
     _apply_reasoning(body, req, turns, req.max_tokens)

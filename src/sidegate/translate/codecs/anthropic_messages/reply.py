@@ -6,8 +6,8 @@ from typing import Any
 
 import orjson
 
-from sidegate.ingress.anthropic import messages_usage
-from sidegate.ingress.base import TokenUsage, as_int
+from sidegate.formats.anthropic import messages_usage
+from sidegate.formats.base import TokenUsage
 from sidegate.translate import carry
 from sidegate.translate import errors as e
 from sidegate.translate import neutral as n
@@ -20,18 +20,16 @@ FINISH_IN = {"end_turn": n.STOP, "stop_sequence": n.STOP_SEQUENCE, "max_tokens":
              "refusal": n.CONTENT_FILTER, "pause_turn": n.STOP, "model_context_window_exceeded": n.LENGTH}
 FINISH_OUT = {n.STOP: "end_turn", n.STOP_SEQUENCE: "stop_sequence", n.LENGTH: "max_tokens",
               n.TOOL_CALLS: "tool_use", n.CONTENT_FILTER: "refusal", n.ERROR: "end_turn"}
-ERROR_KINDS = {"invalid_request_error": e.INVALID_REQUEST, "authentication_error": e.AUTHENTICATION,
+ERROR_CATEGORIES = {"invalid_request_error": e.INVALID_REQUEST, "authentication_error": e.AUTHENTICATION,
                "billing_error": e.BILLING, "permission_error": e.PERMISSION, "not_found_error": e.NOT_FOUND,
                "request_too_large": e.TOO_LARGE, "rate_limit_error": e.RATE_LIMIT, "api_error": e.SERVER,
                "overloaded_error": e.OVERLOADED, "timeout_error": e.TIMEOUT}
-ERROR_TYPES = {kind: name for name, kind in ERROR_KINDS.items()}
+ERROR_TYPES = {type_name: name for name, type_name in ERROR_CATEGORIES.items()}
 
 
 def usage_in(usage: Any, into: TokenUsage | None = None) -> TokenUsage | None:
-    out = messages_usage(usage, into)
-    if out is not None and isinstance(usage, dict) and isinstance(usage.get("output_tokens_details"), dict):
-        out.reasoning = as_int(usage["output_tokens_details"].get("thinking_tokens"))
-    return checked_usage(out, "usage")
+    """The format's one usage reader (`formats.anthropic`), range-checked."""
+    return checked_usage(messages_usage(usage, into), "usage")
 
 
 def usage_out(usage: TokenUsage | None) -> dict[str, Any]:
@@ -48,15 +46,15 @@ def usage_out(usage: TokenUsage | None) -> dict[str, Any]:
 
 
 def decode_block(block: dict[str, Any], field: str) -> Part | None:
-    kind = str_field(block, "type", field)
-    if kind == "text":
+    type_name = str_field(block, "type", field)
+    if type_name == "text":
         return Text(str_field(block, "text", field) or "")
-    if kind == "thinking":
+    if type_name == "thinking":
         return Thinking(str_field(block, "thinking", field) or "", str_field(block, "signature", field) or None,
                         FAMILY)
-    if kind == "redacted_thinking":
+    if type_name == "redacted_thinking":
         return Thinking("", str_field(block, "data", field) or None, FAMILY, redacted=True)
-    if kind == "tool_use":
+    if type_name == "tool_use":
         return ToolCall(str_field(block, "id", field) or new_id("toolu_"), str_field(block, "name", field) or "",
                         orjson.dumps(obj_field(block, "input", field) or {}).decode())
     return None  # server-tool blocks: sidegate never offers server tools across formats
@@ -122,13 +120,14 @@ def encode_response(resp: Response, req: n.Request, model: str) -> dict[str, Any
 def decode_error(status: int, obj: dict[str, Any]) -> e.ApiError:
     error = obj.get("error") if isinstance(obj.get("error"), dict) else {}
     assert isinstance(error, dict)
-    kind = error.get("type")
+    type_name = error.get("type")
     message = str_or(error.get("message"), "") or None
-    return e.upstream_error(status, message, ERROR_KINDS.get(str(kind)), str(kind) if kind else None)
+    code = str(type_name) if type_name else None
+    return e.upstream_error(status, message, ERROR_CATEGORIES.get(str(type_name)), code)
 
 
 def error_object(err: e.ApiError) -> dict[str, Any]:
-    return {"type": "error", "error": {"type": ERROR_TYPES.get(err.kind, "api_error"), "message": err.message}}
+    return {"type": "error", "error": {"type": ERROR_TYPES.get(err.category, "api_error"), "message": err.message}}
 
 
 def encode_error(err: e.ApiError) -> tuple[int, dict[str, Any]]:

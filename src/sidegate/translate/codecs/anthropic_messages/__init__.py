@@ -1,0 +1,1 @@
+"""The anthropic_messages codec: request, whole answer and error, stream."""

@@ -1,0 +1,1 @@
+"""The gemini_generate codec: request, whole answer and error, stream."""

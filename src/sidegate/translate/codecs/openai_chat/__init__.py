@@ -1,0 +1,1 @@
+"""The openai_chat codec: request, whole answer and error, stream."""

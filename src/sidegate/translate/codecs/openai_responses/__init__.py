@@ -1,0 +1,1 @@
+"""The openai_responses codec: request, whole answer and error, stream."""
