@@ -40,7 +40,7 @@ class StreamReader:
     seen by the usage observer of the format the destination speaks (one parse per event, which
     also checks it). The attempt reads the first events (`start`) so that a stream broken before
     anything reached the caller can still fall back; the relay goes on, reading `chunks` itself and
-    handing each to `feed`, then calling `end` when they run out (`next` does both, for `start`).
+    handing each to `feed`, then calling `end` when they run out.
 
     `problem` says, in words, why the stream cannot be relayed on: an event that is not SSE, data
     that is not a JSON object, or an end without the format's terminal event. Events after a
@@ -48,38 +48,47 @@ class StreamReader:
     propagate to whoever reads `chunks`.
     """
 
-    __slots__ = ("_splitter", "chunks", "done", "first", "observer", "problem")
+    __slots__ = ("_pending", "_splitter", "chunks", "done", "first", "observer", "problem")
 
     def __init__(self, chunks: AsyncIterator[bytes], observer: StreamObserver) -> None:
         self.chunks = chunks
         self._splitter = SSESplitter()
         self.observer = observer
         self.first: list[tuple[Event, dict[str, Any] | None]] = []  # what `start` read, for the relay
+        self._pending: list[Event] = []  # split from the first chunk(s) but not yet seen: see `rest`
         self.done = False  # the upstream's stream is over (cleanly, or at a problem)
         self.problem: str | None = None
 
     async def start(self) -> None:
-        """Read until the first event the caller would get, a problem, or the end."""
+        """Read until the first event the caller would get, a problem, or the end. Only the events up
+        to that one are seen (parsed, checked): a chunk often holds many events, or the whole stream,
+        and the caller's first byte does not wait for the rest of them (`rest`)."""
+        pending = self._pending
         while not self.first and not self.done:
-            self.first = await self.next()
-
-    async def next(self) -> list[tuple[Event, dict[str, Any] | None]]:
-        """The events of the next chunk the caller gets, each with its parsed JSON object; at the end
-        of the stream, a last event without its blank line. Empty once `done`."""
+            if not pending:
+                try:
+                    chunk = await self.chunks.__anext__()
+                except StopAsyncIteration:
+                    self.first = self.end()
+                    return
+                pending += self._splitter.feed(chunk)
+                continue
+            self.first = self._observe([pending.pop(0)])
         if self.done:
-            return []
-        try:
-            chunk = await self.chunks.__anext__()
-        except StopAsyncIteration:
-            return self.end()
-        return self.feed(chunk)
+            pending.clear()
+
+    def rest(self) -> list[tuple[Event, dict[str, Any] | None]]:
+        """The events `start` split but did not see yet, seen now (the relay calls it once the caller
+        has its first byte)."""
+        pending, self._pending = self._pending, []
+        return self._observe(pending) if pending and not self.done else []
 
     def feed(self, chunk: bytes) -> list[tuple[Event, dict[str, Any] | None]]:
-        """`next` for a chunk the caller read from `chunks` itself (the relay: one coroutine less per chunk)."""
+        """The events of a chunk the relay read from `chunks`, each with its parsed JSON object."""
         return self._observe(self._splitter.feed(chunk))
 
     def end(self) -> list[tuple[Event, dict[str, Any] | None]]:
-        """`next` once `chunks` is exhausted: a last event without its blank line, then the check
+        """Once `chunks` is exhausted: a last event without its blank line, then the check
         that the stream reached its terminal event."""
         self.done = True
         rest = self._splitter.rest()

@@ -213,6 +213,7 @@ async def _relay_stream(ctx: RequestContext, reply: Reply, services: UpstreamSer
         while events and ctx.first_byte_at is None and not outbound.blocked:
             ev, parsed = events.pop(0)
             await send(outbound.event(ev, parsed))
+        events += reader.rest()
         failure: GatewayError | None = None
         failure_category = "api_error"  # the error's category for a translated stream (rendered by the translation)
         chunks = reader.chunks
