@@ -83,6 +83,7 @@ class RequestContext:
     upstream_s: float = 0.0  # time spent waiting on upstreams (attempts, then reading the answer)
     capture: list[bytes] | None = None  # when the inference log samples this request: the bytes sent back
     upstream_json: Any = None  # a whole answer's body as the attempt parsed it (None: not JSON)
+    translated_answer: tuple[int, dict[str, Any]] | None = None  # a 2xx one as the attempt translated it
     stream_reader: StreamReader | None = None  # a stream's reader, its first events read by the attempt
     # outcome
     status: int = 0

@@ -259,6 +259,30 @@ async def test_unreadable_answer_is_a_502_in_the_callers_shape(gateway: GatewayF
     assert info.value.body["error"]["code"] == "upstream_invalid_response"  # type: ignore[index]
     row = await gw.row()
     assert (row["status_code"], row["error_code"]) == (502, "upstream_invalid_response")
+    assert [a["reason"] for a in row["routing_information"]] == ["invalid_response"]
+
+
+async def test_an_answer_the_translation_cannot_read_falls_back(gateway: GatewayFactory, fake_upstream: Any) -> None:
+    """Translated in the attempt, before anything reached the caller: the next destination answers."""
+    bad, good = await fake_upstream("openai"), await fake_upstream("openai")
+    answer = openai_wire.chat_json({"model": "gpt-5"})
+    answer["choices"][0]["message"]["content"] = {"text": "not a string"}
+    bad.reply(200, answer)
+    good.reply(200, openai_wire.chat_json({"model": "gpt-5"}))
+    gw = await gateway(f"""
+        providers:
+          bad: {{kind: openai, base_url: '{bad.base_url}', api_key: up-key}}
+          good: {{kind: openai, base_url: '{good.base_url}', api_key: up-key}}
+        models:
+          "*": {{destinations: [{{provider: bad, model: dest-model}}], fallbacks: [{{provider: good, model: spare}}]}}
+    """)
+    message = await claude(gw.base).messages.create(model="claude-sonnet-4-5", max_tokens=10,
+                                                    messages=[{"role": "user", "content": "hi"}])
+    assert message.content[0].type == "text" and len(bad.received) == len(good.received) == 1
+    row = await gw.row()
+    assert (row["status_code"], row["error_code"], row["destination_name"]) == (200, None, "good")
+    assert [a["reason"] for a in row["routing_information"]] == ["invalid_response", "ok"]
+    assert "choices[0].message.content: must be a string" in row["routing_information"][0]["error"]
 
 
 async def test_unreadable_stream_event_ends_the_anthropic_sdk_stream(gateway: GatewayFactory,

@@ -32,7 +32,7 @@ from sidegate.formats.registry import FORMATS
 from sidegate.formats.stream import StreamReader
 from sidegate.governance.tags import TAG_HEADERS, UPSTREAM_TAG_HEADER
 from sidegate.policy.compiled import Service, Target
-from sidegate.translate import Translation, plan
+from sidegate.translate import Translation, UnreadableAnswer, plan
 from sidegate.upstream import client
 from sidegate.upstream.http1.errors import ConnectTimeout, UpstreamBroken
 from sidegate.upstream.mock.model import MockReply, mock_reply
@@ -213,6 +213,11 @@ async def _open(ctx: RequestContext, reply: client.Reply, translation: Translati
     asked_stream = ctx.stream if translation is None else translation.dest_stream
     if reply.status < 400 and (problem := _json_problem(reply, asked_stream, obj)) is not None:
         raise InvalidAnswer(problem)
+    if translation is not None and reply.status < 400:
+        try:  # translated here, where an answer the codec cannot read can still fall back
+            ctx.translated_answer = translation.response(reply.status, obj)
+        except UnreadableAnswer as err:
+            raise InvalidAnswer(err.message) from None
 
 
 def failure_words(exc: OSError, target: Target, service: Service, streaming: bool = False) -> str:

@@ -90,7 +90,7 @@ async def _relay_whole(ctx: RequestContext, reply: Reply) -> web.Response:
     headers = None
     changed = False
     if translation is not None:
-        status, obj = translation.response(status, obj)
+        status, obj = ctx.translated_answer or translation.response(status, obj)
         changed = True
         headers = _translated_headers(reply)
         if status >= 400 and ctx.error_code is None:
