@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
 from aiohttp import web
@@ -44,10 +44,11 @@ class AppState:
         self.usage_url = usage_url
         self.limiter = RateLimiter.from_policy(holder.current.model)
         self.inference_log = InferenceLog.from_policy(holder.current.model.inference_log)  # started by app
-        self._tracing = Tracing.from_policy(holder.current.model.telemetry.traces)  # off without an endpoint
         # What forward and relay are handed: the client, the breakers (per destination, kept across
-        # reloads), tracing and the live requests (what shutdown ends). Rebuilt only when a part changes.
-        self.upstream = UpstreamServices(new_client(), Breakers(), self._tracing, LiveRequests())
+        # reloads), tracing (off without an endpoint) and the live requests (what shutdown ends).
+        # Rebuilt only when a part changes; `tracing`, `breakers` and `live` read it.
+        self.upstream = UpstreamServices(new_client(), Breakers(),
+                                         Tracing.from_policy(holder.current.model.telemetry.traces), LiveRequests())
         self.metrics = Metrics(holder.current.model.telemetry.metrics.labels, self)
         self.in_flight = 0
         self.shutting_down = False  # from SIGTERM on: /readyz answers 503
@@ -76,14 +77,12 @@ class AppState:
 
     @property
     def tracing(self) -> Tracing:
-        return self._tracing
+        return cast(Tracing, self.upstream.tracing)  # the bundle types it by what forwarding uses of it
 
     @tracing.setter
     def tracing(self, tracing: Tracing) -> None:
-        if tracing is self._tracing:  # a reload that kept tracing as it was
-            return
-        self._tracing = tracing
-        self.upstream = dataclasses.replace(self.upstream, tracing=tracing)
+        if tracing is not self.upstream.tracing:  # a reload that kept tracing as it was changes nothing
+            self.upstream = dataclasses.replace(self.upstream, tracing=tracing)
 
     @property
     def breakers(self) -> Breakers:

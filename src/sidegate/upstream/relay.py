@@ -93,8 +93,6 @@ async def _relay_whole(ctx: RequestContext, reply: Reply) -> web.Response:
         status, obj = ctx.translated_answer or translation.response(status, obj)
         changed = True
         headers = _translated_headers(reply)
-        if status >= 400 and ctx.error_code is None:
-            ctx.error_code = "upstream_unreadable_answer"
     guardrails = ctx.guardrails
     if guardrails is not None and guardrails.has_output and status < 400 and isinstance(obj, dict):
         changed = guardrails.check_output(ctx.fmt.name, obj) or changed  # a block raises: answered as an error
